@@ -1,0 +1,89 @@
+"""tgqr events: the catalogue, its codec, the hash chain and the EventLog port.
+
+Depends on nothing else of tgqr. Only :mod:`events.jetstream` imports nats.
+"""
+
+from __future__ import annotations
+
+from ._tenant import (
+    EVENT_SUBJECT_PREFIX,
+    EVENT_SUBJECT_WILDCARD,
+    InvalidTenantError,
+    event_subject,
+    tenant_of_subject,
+    validate_tenant,
+)
+from .catalogue import (
+    EVENT_TYPES,
+    SCHEMA_VERSION,
+    ActorRestarted,
+    Authorized,
+    Event,
+    EventBase,
+    Expired,
+    FloodWaited,
+    LoggedOut,
+    LoginCancelled,
+    LoginFailed,
+    LoginStarted,
+    PasswordRejected,
+    PasswordRequired,
+    QrIssued,
+    Scanned,
+)
+from .chain import MAC_HEADER, ChainKey, Head, Sealed, seal
+from .codec import decode_event, encode_event
+from .errors import (
+    ConcurrencyConflictError,
+    EventLogError,
+    EventLogUnavailableError,
+    UndecodableEventError,
+)
+from .log import ChainedLog, EventLog, Record, Undecodable
+from .memory import MemoryEventLog
+from .verify import ChainBreak, ChainVerifier, VerifyReport, verify_log
+
+__all__ = [
+    "EVENT_SUBJECT_PREFIX",
+    "EVENT_SUBJECT_WILDCARD",
+    "EVENT_TYPES",
+    "MAC_HEADER",
+    "SCHEMA_VERSION",
+    "ActorRestarted",
+    "Authorized",
+    "ChainBreak",
+    "ChainKey",
+    "ChainVerifier",
+    "ChainedLog",
+    "ConcurrencyConflictError",
+    "Event",
+    "EventBase",
+    "EventLog",
+    "EventLogError",
+    "EventLogUnavailableError",
+    "Expired",
+    "FloodWaited",
+    "Head",
+    "InvalidTenantError",
+    "LoggedOut",
+    "LoginCancelled",
+    "LoginFailed",
+    "LoginStarted",
+    "MemoryEventLog",
+    "PasswordRejected",
+    "PasswordRequired",
+    "QrIssued",
+    "Record",
+    "Scanned",
+    "Sealed",
+    "Undecodable",
+    "UndecodableEventError",
+    "VerifyReport",
+    "decode_event",
+    "encode_event",
+    "event_subject",
+    "seal",
+    "tenant_of_subject",
+    "validate_tenant",
+    "verify_log",
+]

@@ -1,0 +1,161 @@
+"""The event catalogue: every fact tgqr records, as frozen msgspec Structs.
+
+Pure module: no IO, no clock. Rules for changing it (see README, "Schema evolution"):
+tags never change, field types never change, new fields get defaults, and a changed meaning
+bumps ``SCHEMA_VERSION`` with an upcaster in :mod:`events.codec`. Golden samples in
+``tests/events/test_codec.py`` fail on accidental changes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Final
+
+import msgspec
+
+__all__ = [
+    "EVENT_TYPES",
+    "SCHEMA_VERSION",
+    "ActorRestarted",
+    "Authorized",
+    "Event",
+    "EventBase",
+    "Expired",
+    "FloodWaited",
+    "LoggedOut",
+    "LoginCancelled",
+    "LoginFailed",
+    "LoginStarted",
+    "PasswordRejected",
+    "PasswordRequired",
+    "QrIssued",
+    "Scanned",
+]
+
+SCHEMA_VERSION: Final = 1
+
+
+class EventBase(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    """The envelope every event carries.
+
+    ``id`` (the ``Nats-Msg-Id``) and ``prev`` (the chain MAC of the tenant's previous event)
+    are filled in by the event log when the event is sealed; leave them empty when deciding.
+    ``trace`` is the W3C ``traceparent`` of the command that caused the event, if any.
+    """
+
+    tenant: str
+    attempt: int
+    at: datetime
+    v: int = SCHEMA_VERSION
+    id: str = ""
+    prev: str = ""
+    trace: str | None = None
+
+
+class LoginStarted(EventBase, frozen=True, kw_only=True, tag="LoginStarted"):
+    """A new login attempt began; it ends at ``deadline`` at the latest."""
+
+    expected_user_id: int | None = None
+    deadline: datetime
+
+
+class QrIssued(EventBase, frozen=True, kw_only=True, tag="QrIssued"):
+    """A login token was exported; ``url`` is what the QR code shows."""
+
+    url: str
+    expires_at: datetime
+    dc_id: int
+
+
+class Scanned(EventBase, frozen=True, kw_only=True, tag="Scanned"):
+    """Telegram sent ``updateLoginToken``: a phone accepted the token."""
+
+
+class PasswordRequired(EventBase, frozen=True, kw_only=True, tag="PasswordRequired"):
+    """The account has 2FA; the ``password`` command is expected."""
+
+    hint: str = ""
+
+
+class PasswordRejected(EventBase, frozen=True, kw_only=True, tag="PasswordRejected"):
+    """A submitted 2FA password was wrong."""
+
+    tries_left: int
+
+
+class Authorized(EventBase, frozen=True, kw_only=True, tag="Authorized"):
+    """The login succeeded; the session is in the vault, only its fingerprint is here."""
+
+    user_id: int
+    dc_id: int
+    session_fingerprint: str
+
+
+class Expired(EventBase, frozen=True, kw_only=True, tag="Expired"):
+    """The attempt reached its deadline without authorizing."""
+
+
+class FloodWaited(EventBase, frozen=True, kw_only=True, tag="FloodWaited"):
+    """Telegram asked to wait ``seconds``; ``retry_at`` is None when the actor gives up."""
+
+    seconds: int
+    method: str
+    retry_at: datetime | None = None
+
+
+class LoginFailed(EventBase, frozen=True, kw_only=True, tag="LoginFailed"):
+    """The attempt ended in failure; ``reason`` is a stable code (see DESIGN.md)."""
+
+    reason: str
+
+
+class LoginCancelled(EventBase, frozen=True, kw_only=True, tag="LoginCancelled"):
+    """The ``cancel`` command ended a pending attempt."""
+
+
+class LoggedOut(EventBase, frozen=True, kw_only=True, tag="LoggedOut"):
+    """The authorized session ended: ``command`` (logout) or ``revoked`` (found dead)."""
+
+    reason: str
+
+
+class ActorRestarted(EventBase, frozen=True, kw_only=True, tag="ActorRestarted"):
+    """The supervisor restarts the tenant's actor after ``delay_s`` (restart number ``restart``)."""
+
+    restart: int
+    delay_s: float
+    error: str
+
+
+Event = (
+    LoginStarted
+    | QrIssued
+    | Scanned
+    | PasswordRequired
+    | PasswordRejected
+    | Authorized
+    | Expired
+    | FloodWaited
+    | LoginFailed
+    | LoginCancelled
+    | LoggedOut
+    | ActorRestarted
+)
+
+EVENT_TYPES: Final[dict[str, type[EventBase]]] = {
+    cls.__struct_config__.tag: cls  # type: ignore[misc]
+    for cls in (
+        LoginStarted,
+        QrIssued,
+        Scanned,
+        PasswordRequired,
+        PasswordRejected,
+        Authorized,
+        Expired,
+        FloodWaited,
+        LoginFailed,
+        LoginCancelled,
+        LoggedOut,
+        ActorRestarted,
+    )
+}

@@ -1,0 +1,49 @@
+"""The events package's errors: a shallow hierarchy under :class:`EventLogError`."""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConcurrencyConflictError",
+    "EventLogError",
+    "EventLogUnavailableError",
+    "UndecodableEventError",
+]
+
+
+class EventLogError(Exception):
+    """Base class of every error the event log raises."""
+
+
+class ConcurrencyConflictError(EventLogError):
+    """Raised by ``append`` when the tenant's head is not the expected one.
+
+    Another writer appended first. The caller must re-read the tenant's events and decide again;
+    it must never retry the same events blindly (that would fork the history).
+    """
+
+    def __init__(self, tenant: str, expected: int, actual: int | None) -> None:
+        self.tenant = tenant
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"tenant {tenant!r}: expected head {expected}, log is at {actual}"
+            if actual is not None
+            else f"tenant {tenant!r}: expected head {expected}, log moved on"
+        )
+
+
+class EventLogUnavailableError(EventLogError):
+    """Raised when the log did not answer after the retries (timeouts, no responders, 503)."""
+
+
+class UndecodableEventError(EventLogError):
+    """Raised for stored data that is not a known event of a supported schema version.
+
+    ``seq`` names the stream sequence so an operator can inspect the message.
+    """
+
+    def __init__(self, seq: int, subject: str, why: str) -> None:
+        self.seq = seq
+        self.subject = subject
+        self.why = why
+        super().__init__(f"undecodable event at stream sequence {seq} ({subject}): {why}")

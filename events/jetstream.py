@@ -1,0 +1,223 @@
+"""The JetStream adapter of the EventLog port (the only module of ``events`` importing nats).
+
+Appends are awaited ``js.publish`` calls with ``Nats-Expected-Last-Subject-Sequence`` and
+``Nats-Msg-Id`` (never ``publish_async``: a rejected conditional publish there never resolves,
+see reference/jetstream.md). Timeouts and 503s are retried with the same Msg-Id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Final
+
+import anyio
+import nats.errors
+import nats.js.errors
+from nats.js import JetStreamContext, api
+
+from ._tenant import (
+    EVENT_SUBJECT_WILDCARD,
+    event_subject,
+    tenant_of_subject,
+)
+from .chain import MAC_HEADER, ChainKey, Head, Sealed
+from .codec import decode_event
+from .errors import EventLogUnavailableError, UndecodableEventError
+from .log import ChainedLog, Record, Undecodable, WrongLastSequenceError
+
+__all__ = ["STREAM", "JetStreamEventLog", "ensure_stream"]
+
+STREAM: Final = "TGQR_EVENTS"
+_WRONG_LAST_SEQUENCE: Final = frozenset({10071, 10164})
+_RETRYABLE: Final = (
+    nats.errors.TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.js.errors.NoStreamResponseError,
+    nats.js.errors.ServiceUnavailableError,
+    nats.errors.ConnectionReconnectingError,
+)
+
+
+async def ensure_stream(
+    js: JetStreamContext,
+    *,
+    name: str = STREAM,
+    replicas: int = 1,
+    deny_delete: bool = True,
+    deny_purge: bool = True,
+) -> api.StreamInfo:
+    """Create the event stream, or update it to this config; idempotent."""
+    config = api.StreamConfig(
+        name=name,
+        subjects=[EVENT_SUBJECT_WILDCARD],
+        storage=api.StorageType.FILE,
+        retention=api.RetentionPolicy.LIMITS,
+        num_replicas=replicas,
+        duplicate_window=120.0,
+        deny_delete=deny_delete,
+        deny_purge=deny_purge,
+        allow_direct=True,
+        discard=api.DiscardPolicy.OLD,
+    )
+    try:
+        await js.stream_info(name)
+    except nats.js.errors.NotFoundError:
+        return await js.add_stream(config)
+    return await js.update_stream(config)
+
+
+class JetStreamEventLog(ChainedLog):
+    """EventLog on a JetStream stream (create it first with :func:`ensure_stream`)."""
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        key: ChainKey,
+        *,
+        stream: str = STREAM,
+        timeout: float = 5.0,
+        retries: int = 6,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    ) -> None:
+        super().__init__(key)
+        self._js = js
+        self._stream = stream
+        self._timeout = timeout
+        self._retries = retries
+        self._sleep = sleep
+
+    async def _publish(self, subject: str, sealed: Sealed, expected_seq: int) -> int:
+        delay = 0.1
+        for attempt in range(self._retries + 1):
+            # js.publish mutates the dict it is given: a fresh one for every try.
+            headers = {
+                "Nats-Msg-Id": sealed.event.id,
+                "Nats-Expected-Last-Subject-Sequence": str(expected_seq),
+                MAC_HEADER: sealed.mac,
+            }
+            try:
+                ack = await self._js.publish(
+                    subject,
+                    sealed.data,
+                    timeout=self._timeout,
+                    stream=self._stream,
+                    headers=headers,
+                )
+            except nats.js.errors.APIError as exc:
+                if exc.err_code in _WRONG_LAST_SEQUENCE:
+                    raise WrongLastSequenceError(_actual_from(exc.description)) from exc
+                if exc.code != 503 or attempt == self._retries:
+                    raise EventLogUnavailableError(f"append refused: {exc.description}") from exc
+            except _RETRYABLE as exc:
+                if attempt == self._retries:
+                    raise EventLogUnavailableError(f"append not acknowledged: {exc!r}") from exc
+            else:
+                return int(ack.seq)
+            await self._sleep(delay)
+            delay = min(delay * 2, 2.0)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def read_tenant(self, tenant: str, after: int = 0) -> list[Record]:
+        subject = event_subject(tenant)
+        out: list[Record] = []
+        seq = after + 1
+        while True:
+            try:
+                # Leader read (not direct): read-after-write consistent.
+                msg = await self._js.get_msg(self._stream, seq=seq, subject=subject, next=True)
+            except nats.js.errors.NotFoundError:
+                return out
+            except _RETRYABLE as exc:
+                raise EventLogUnavailableError(f"read of {tenant!r} failed: {exc!r}") from exc
+            item = _to_record(
+                int(msg.seq or 0), msg.subject or subject, msg.data or b"", msg.headers, msg.time
+            )
+            if isinstance(item, Undecodable):
+                raise item.error
+            out.append(item)
+            seq = item.seq + 1
+
+    async def read_all(
+        self, start: int = 1, *, follow: bool = False
+    ) -> AsyncIterator[Record | Undecodable]:
+        end = await self.last_seq()
+        if not follow and end < start:
+            return
+        sub = await self._js.subscribe(
+            EVENT_SUBJECT_WILDCARD,
+            stream=self._stream,
+            ordered_consumer=True,
+            config=api.ConsumerConfig(
+                deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
+                opt_start_seq=max(start, 1),
+            ),
+            pending_msgs_limit=-1,
+            pending_bytes_limit=-1,
+        )
+        try:
+            while True:
+                try:
+                    msg = await sub.next_msg(timeout=None if follow else self._timeout)
+                except nats.errors.TimeoutError:
+                    # Nothing arrived although messages up to `end` exist: they were deleted.
+                    if not follow and await self.last_seq() <= end:
+                        return
+                    continue
+                meta = msg.metadata
+                seq = meta.sequence.stream
+                yield _to_record(seq, msg.subject, msg.data, msg.headers, meta.timestamp)
+                if not follow and seq >= end:
+                    return
+        finally:
+            with anyio.CancelScope(shield=True):
+                await sub.unsubscribe()
+
+    async def head(self, tenant: str) -> Head:
+        subject = event_subject(tenant)
+        try:
+            msg = await self._js.get_last_msg(self._stream, subject)
+        except nats.js.errors.NotFoundError:
+            return Head()
+        except _RETRYABLE as exc:
+            raise EventLogUnavailableError(f"head of {tenant!r} unavailable: {exc!r}") from exc
+        return Head(int(msg.seq or 0), (msg.headers or {}).get(MAC_HEADER, ""))
+
+    async def last_seq(self) -> int:
+        try:
+            info = await self._js.stream_info(self._stream)
+        except _RETRYABLE as exc:
+            raise EventLogUnavailableError(f"stream info unavailable: {exc!r}") from exc
+        return int(info.state.last_seq)
+
+    async def tenants(self) -> list[str]:
+        info = await self._js.stream_info(self._stream, subjects_filter=EVENT_SUBJECT_WILDCARD)
+        found: list[str] = []
+        for subject in info.state.subjects or {}:
+            try:
+                found.append(tenant_of_subject(subject))
+            except ValueError:
+                continue
+        return sorted(found)
+
+
+def _actual_from(description: str | None) -> int | None:
+    # "wrong last sequence: 42"
+    if description and ":" in description:
+        tail = description.rsplit(":", 1)[1].strip()
+        if tail.isdigit():
+            return int(tail)
+    return None
+
+
+def _to_record(
+    seq: int, subject: str, data: bytes, headers: dict[str, str] | None, stored_at: object
+) -> Record | Undecodable:
+    mac = (headers or {}).get(MAC_HEADER, "")
+    try:
+        tenant = tenant_of_subject(subject)
+        event = decode_event(data, seq=seq, subject=subject)
+    except UndecodableEventError as exc:
+        return Undecodable(seq, subject, data, mac, exc)
+    except ValueError as exc:
+        return Undecodable(seq, subject, data, mac, UndecodableEventError(seq, subject, str(exc)))
+    return Record(seq, tenant, event, mac, data, stored_at)  # type: ignore[arg-type]

@@ -1,0 +1,103 @@
+"""An in-memory EventLog, held to the same contract suite as the JetStream adapter."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import anyio
+
+from ._tenant import event_subject, tenant_of_subject, validate_tenant
+from .chain import ChainKey, Head, Sealed
+from .codec import decode_event
+from .errors import UndecodableEventError
+from .log import ChainedLog, Record, Undecodable, WrongLastSequenceError
+
+__all__ = ["MemoryEventLog"]
+
+
+class MemoryEventLog(ChainedLog):
+    """A single-process log. ``inject`` stores raw bytes (for tests of bad data)."""
+
+    def __init__(self, key: ChainKey) -> None:
+        super().__init__(key)
+        # (subject, data, mac, msg id, stored at); index i is stream sequence i + 1.
+        self._messages: list[tuple[str, bytes, str, str, datetime]] = []
+        self._last_by_subject: dict[str, int] = {}
+        self._changed = anyio.Event()
+
+    async def _publish(self, subject: str, sealed: Sealed, expected_seq: int) -> int:
+        actual = self._last_by_subject.get(subject, 0)
+        if actual != expected_seq:
+            raise WrongLastSequenceError(actual)
+        return self._store(subject, sealed.data, sealed.mac, sealed.event.id)
+
+    def inject(self, subject: str, data: bytes, mac: str = "", msg_id: str = "") -> int:
+        """Store a message as-is, bypassing every check (a forger's or a bug's write)."""
+        return self._store(subject, data, mac, msg_id)
+
+    def _store(self, subject: str, data: bytes, mac: str, msg_id: str) -> int:
+        self._messages.append((subject, data, mac, msg_id, datetime.now(UTC)))
+        seq = len(self._messages)
+        self._last_by_subject[subject] = seq
+        self._changed.set()
+        self._changed = anyio.Event()
+        return seq
+
+    def _record(self, seq: int) -> Record | Undecodable:
+        subject, data, mac, _, stored_at = self._messages[seq - 1]
+        try:
+            event = decode_event(data, seq=seq, subject=subject)
+            tenant = tenant_of_subject(subject)
+        except (UndecodableEventError, ValueError) as exc:
+            error = (
+                exc
+                if isinstance(exc, UndecodableEventError)
+                else UndecodableEventError(seq, subject, str(exc))
+            )
+            return Undecodable(seq, subject, data, mac, error)
+        return Record(seq, tenant, event, mac, data, stored_at)
+
+    async def read_tenant(self, tenant: str, after: int = 0) -> list[Record]:
+        subject = event_subject(tenant)
+        out: list[Record] = []
+        for seq in range(after + 1, len(self._messages) + 1):
+            if self._messages[seq - 1][0] != subject:
+                continue
+            item = self._record(seq)
+            if isinstance(item, Undecodable):
+                raise item.error
+            out.append(item)
+        return out
+
+    async def read_all(
+        self, start: int = 1, *, follow: bool = False
+    ) -> AsyncIterator[Record | Undecodable]:
+        seq = max(start, 1)
+        end = len(self._messages)
+        while True:
+            while seq <= (len(self._messages) if follow else end):
+                yield self._record(seq)
+                seq += 1
+            if not follow:
+                return
+            await self._changed.wait()
+
+    async def head(self, tenant: str) -> Head:
+        validate_tenant(tenant)
+        seq = self._last_by_subject.get(event_subject(tenant), 0)
+        if seq == 0:
+            return Head()
+        return Head(seq, self._messages[seq - 1][2])
+
+    async def last_seq(self) -> int:
+        return len(self._messages)
+
+    async def tenants(self) -> list[str]:
+        found = set()
+        for subject in self._last_by_subject:
+            try:
+                found.add(tenant_of_subject(subject))
+            except ValueError:
+                continue
+        return sorted(found)
