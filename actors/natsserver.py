@@ -15,7 +15,7 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Final
+from typing import IO, Final, Self
 
 __all__ = ["NatsServer", "NatsServerError", "find_nats_server", "start_nats_server"]
 
@@ -60,6 +60,8 @@ class NatsServer:
                 self.process.wait()
         if self._drain is not None:
             self._drain.join(timeout)
+        if self.process.stderr is not None:
+            self.process.stderr.close()
 
     def kill(self) -> None:
         """SIGKILL the server (for crash tests); blocks until it is gone."""
@@ -67,8 +69,10 @@ class NatsServer:
         self.process.wait()
         if self._drain is not None:
             self._drain.join(5)
+        if self.process.stderr is not None:
+            self.process.stderr.close()
 
-    def __enter__(self) -> NatsServer:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -82,7 +86,7 @@ def derive_config(
     text = conf_path.read_text(encoding="utf-8")
     text = re.sub(r"(?m)^listen:.*$", f"listen: 127.0.0.1:{port}", text)
     text = re.sub(r"(?m)^http:.*$", "", text)
-    text = re.sub(r'(?m)^(\s*)store_dir:.*$', rf'\1store_dir: "{store_dir}"', text)
+    text = re.sub(r"(?m)^(\s*)store_dir:.*$", rf'\1store_dir: "{store_dir}"', text)
     return text + "\n" + extra + "\n"
 
 
@@ -112,7 +116,8 @@ def start_nats_server(
         stderr=subprocess.PIPE,
         env={**os.environ},
     )
-    assert process.stderr is not None
+    if process.stderr is None:  # pragma: no cover - stderr=PIPE guarantees it
+        raise NatsServerError("nats-server stderr is not captured")
     url = _wait_ready(process, process.stderr, log_path, ready_timeout)
     drain = threading.Thread(
         target=_copy_rest, args=(process.stderr, log_path), daemon=True, name="nats-server-log"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import uuid
+import os
 from dataclasses import dataclass
 from typing import Final
 
@@ -68,6 +68,6 @@ def seal(event: Event, prev: str, key: ChainKey) -> Sealed:
 
     An event that already has an id keeps it, so a retried append reuses its ``Nats-Msg-Id``.
     """
-    linked = msgspec.structs.replace(event, id=event.id or uuid.uuid4().hex, prev=prev)
+    linked = msgspec.structs.replace(event, id=event.id or os.urandom(16).hex(), prev=prev)
     data = encode_event(linked)
     return Sealed(linked, data, key.mac(data))

@@ -45,11 +45,12 @@ async def ensure_stream(
     replicas: int = 1,
     deny_delete: bool = True,
     deny_purge: bool = True,
+    subjects: list[str] | None = None,
 ) -> api.StreamInfo:
     """Create the event stream, or update it to this config; idempotent."""
     config = api.StreamConfig(
         name=name,
-        subjects=[EVENT_SUBJECT_WILDCARD],
+        subjects=subjects or [EVENT_SUBJECT_WILDCARD],
         storage=api.StorageType.FILE,
         retention=api.RetentionPolicy.LIMITS,
         num_replicas=replicas,

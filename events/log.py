@@ -9,12 +9,10 @@ adapter both subclass it and pass one contract suite (``tests/events/test_log_co
 from __future__ import annotations
 
 import abc
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-import msgspec
 
 from ._tenant import event_subject, validate_tenant
 from .catalogue import Event
@@ -119,13 +117,11 @@ class ChainedLog(EventLog):
         subject = event_subject(tenant)
         if any(event.tenant != tenant for event in events):
             raise ValueError(f"every event appended for {tenant!r} must belong to it")
-        # Ids are fixed before the first try: a resend must carry the same Nats-Msg-Id.
-        pending = [
-            event if event.id else msgspec.structs.replace(event, id=uuid.uuid4().hex)
-            for event in events
-        ]
+        pending = list(events)
         while pending:
             sealed = seal(pending[0], head.mac, self._key)
+            # The sealed event keeps its id from now on: a resend carries the same Nats-Msg-Id.
+            pending[0] = sealed.event
             try:
                 seq = await self._publish(subject, sealed, head.seq)
             except WrongLastSequenceError as exc:
