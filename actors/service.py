@@ -176,9 +176,13 @@ async def run_service(
     config: ServiceConfig,
     *,
     telemetry: Telemetry | None = None,
+    sim: Simulator | None = None,
     task_status: TaskStatus[RunningService] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve until cancelled. Blocks; reports a :class:`RunningService` once ready.
+
+    ``sim``: a running simulator to use instead of starting one (it then outlives the
+    service, as Telegram would: the demo and the tests restart the service against it).
 
     Raises:
         ConfigError, NatsServerError, VaultError: the service could not start.
@@ -201,12 +205,13 @@ async def run_service(
                 open_projector(event_log, config.data_dir / "tgqr.duckdb")
             )
         async with anyio.create_task_group() as tg:
-            sim: Simulator | None = None
             if config.simulated:
-                sim = Simulator(token_ttl_s=config.sim_token_ttl_s)
-                await tg.start(sim.run)
+                if sim is None:
+                    sim = Simulator(token_ttl_s=config.sim_token_ttl_s)
+                    await tg.start(sim.run)
                 telegram = TelethonTelegram.for_simulator(sim, throttle_s=config.throttle_s)
             else:
+                sim = None
                 telegram = TelethonTelegram(
                     api_id=config.api_id or 0,
                     api_hash=config.api_hash or "",
