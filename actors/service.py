@@ -129,8 +129,8 @@ class _Once:
 async def _keep_running(
     name: str,
     part: Callable[..., Awaitable[None]],
-    *,
     random_source: Callable[[], float],
+    *,
     task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run ``part(task_status=...)``; restart it with backoff when it fails after starting."""
