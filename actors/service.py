@@ -73,7 +73,7 @@ async def connect_nats(urls: list[str] | tuple[str, ...], *, name: str = "tgqr")
         log.warning("nats: %s", type(exc).__name__)
 
     async def on_disconnect() -> None:
-        log.warning("nats: disconnected, reconnecting")
+        log.info("nats: disconnected (reconnecting unless closing)")
 
     async def on_reconnect() -> None:
         log.info("nats: reconnected")

@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-
 from ._tenant import event_subject, validate_tenant
 from .catalogue import Event
 from .chain import ChainKey, Head, Sealed, seal

@@ -1,7 +1,11 @@
 """The Telegram port, its adapters and the in-process fake."""
 
+# The Telethon adapter lives in actors.telegram.telethon_adapter: importing it pulls in
+# Telethon, which the rest of the service does not need.
+
 from __future__ import annotations
 
+from .fake import FakeStatistics, FakeTelegram, ScanError
 from .port import (
     ExportResult,
     FloodWaitError,
@@ -22,12 +26,15 @@ from .port import (
 
 __all__ = [
     "ExportResult",
+    "FakeStatistics",
+    "FakeTelegram",
     "FloodWaitError",
     "LoginMigrate",
     "LoginSuccess",
     "LoginToken",
     "PasswordInvalidError",
     "PasswordNeeded",
+    "ScanError",
     "SessionRevokedError",
     "TelegramClientPort",
     "TelegramConfigError",

@@ -17,7 +17,7 @@ tenants = st.from_regex(r"[A-Za-z0-9_-]{1,64}", fullmatch=True)
 times = st.datetimes(
     min_value=datetime(2000, 1, 1),
     max_value=datetime(2100, 1, 1),
-    timezones=st.just(UTC),  # noqa: DTZ001 - hypothesis wants naive bounds
+    timezones=st.just(UTC),
 )
 
 

@@ -1,0 +1,258 @@
+"""The projection fold: events in, rows out. Pure: no IO, no clock, no database.
+
+A batch is folded into a :class:`Fold` that was first seeded with the rows already stored
+for the keys the batch touches (see :func:`touched_keys`), so the rows it returns are the
+exact last state per key: upserting them is the whole effect of the batch, and folding
+in batches of any size gives the same tables as one fold from sequence 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Final
+
+from events import (
+    ActorRestarted,
+    Authorized,
+    Event,
+    Expired,
+    FloodWaited,
+    LoggedOut,
+    LoginCancelled,
+    LoginFailed,
+    LoginStarted,
+    PasswordRejected,
+    PasswordRequired,
+    QrIssued,
+    Scanned,
+)
+
+__all__ = [
+    "STATES",
+    "AttemptKey",
+    "CountKey",
+    "Fold",
+    "LoginAttempt",
+    "TenantStatus",
+    "TouchedKeys",
+    "minute_of",
+    "touched_keys",
+]
+
+STATES: Final = (
+    "idle",
+    "pending",
+    "scanned",
+    "password_required",
+    "authorized",
+    "expired",
+    "failed",
+    "cancelled",
+    "logged_out",
+)
+OUTCOMES: Final = ("authorized", "expired", "failed", "cancelled")
+
+AttemptKey = tuple[str, int]
+CountKey = tuple[datetime, str, str]  # (minute, tenant, event type)
+
+
+@dataclass(slots=True)
+class TenantStatus:
+    """One row of ``tenant_status``: where a tenant's login stands, plus lifetime counters.
+
+    ``qr_url``/``qr_expires_at`` are the QR to show while the attempt is live (cleared when
+    it ends); ``user_id``/``dc_id`` come from ``Authorized`` and are cleared by a new attempt.
+    """
+
+    tenant: str
+    state: str = "idle"
+    attempt: int = 0
+    user_id: int | None = None
+    qr_url: str | None = None
+    qr_expires_at: datetime | None = None
+    dc_id: int | None = None
+    started_at: datetime | None = None
+    updated_at: datetime | None = None
+    last_event: str | None = None
+    last_seq: int = 0
+    attempts: int = 0
+    qr_issued: int = 0
+    flood_waits: int = 0
+    restarts: int = 0
+
+
+@dataclass(slots=True)
+class LoginAttempt:
+    """One row of ``login_attempts``; ``outcome`` is None while the attempt is live.
+
+    The ``time_to_*`` figures are seconds from ``started_at`` to the first ``Scanned`` and
+    to ``Authorized``; None when either end is unknown.
+    """
+
+    tenant: str
+    attempt: int
+    started_at: datetime | None = None
+    first_qr_at: datetime | None = None
+    scanned_at: datetime | None = None
+    authorized_at: datetime | None = None
+    ended_at: datetime | None = None
+    outcome: str | None = None
+    fail_reason: str | None = None
+    user_id: int | None = None
+    qr_count: int = 0
+    flood_waits: int = 0
+    flood_wait_seconds: int = 0
+    restarts: int = 0
+    time_to_scan_s: float | None = None
+    time_to_authorize_s: float | None = None
+
+
+def minute_of(at: datetime) -> datetime:
+    """The start of the minute ``at`` falls in (same timezone)."""
+    return at.replace(second=0, microsecond=0)
+
+
+def _type_of(event: Event) -> str:
+    return type(event).__name__
+
+
+@dataclass(frozen=True, slots=True)
+class TouchedKeys:
+    """The keys whose stored rows must be loaded before folding a batch."""
+
+    tenants: frozenset[str]
+    attempts: frozenset[AttemptKey]
+    counts: frozenset[CountKey]
+
+
+def touched_keys(events: Iterable[Event]) -> TouchedKeys:
+    """Every row key the fold of ``events`` may read or write."""
+    tenants: set[str] = set()
+    attempts: set[AttemptKey] = set()
+    counts: set[CountKey] = set()
+    for event in events:
+        tenants.add(event.tenant)
+        attempts.add((event.tenant, event.attempt))
+        counts.add((minute_of(event.at), event.tenant, _type_of(event)))
+    return TouchedKeys(frozenset(tenants), frozenset(attempts), frozenset(counts))
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return (end - start).total_seconds()
+
+
+@dataclass(slots=True)
+class Fold:
+    """The last state per key of the rows a batch touches.
+
+    Seed ``status``/``attempts``/``counts`` with the stored rows of the touched keys, call
+    :meth:`apply` for each event in stream order, then upsert every row of the three dicts.
+    Rows not in a dict are created from their defaults on first use.
+    """
+
+    status: dict[str, TenantStatus] = field(default_factory=dict)
+    attempts: dict[AttemptKey, LoginAttempt] = field(default_factory=dict)
+    counts: dict[CountKey, int] = field(default_factory=dict)
+
+    def apply(self, seq: int, event: Event) -> None:
+        """Fold one event stored at stream sequence ``seq``."""
+        tenant = event.tenant
+        kind = _type_of(event)
+        at = event.at
+        key = (minute_of(at), tenant, kind)
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+        row = self.status.get(tenant)
+        if row is None:
+            row = self.status[tenant] = TenantStatus(tenant)
+        row.updated_at = at
+        row.last_event = kind
+        row.last_seq = seq
+        attempt = self._attempt(tenant, event.attempt)
+
+        match event:
+            case LoginStarted():
+                row.state = "pending"
+                row.attempt = event.attempt
+                row.user_id = None
+                row.dc_id = None
+                row.qr_url = None
+                row.qr_expires_at = None
+                row.started_at = at
+                row.attempts += 1
+                attempt.started_at = at
+            case QrIssued():
+                # A fresh token means a scan is awaited again; 2FA continues on its session.
+                if row.state != "password_required":
+                    row.state = "pending"
+                row.qr_url = event.url
+                row.qr_expires_at = event.expires_at
+                row.dc_id = event.dc_id
+                row.qr_issued += 1
+                attempt.qr_count += 1
+                if attempt.first_qr_at is None:
+                    attempt.first_qr_at = at
+            case Scanned():
+                row.state = "scanned"
+                if attempt.scanned_at is None:
+                    attempt.scanned_at = at
+                    attempt.time_to_scan_s = _seconds(attempt.started_at, at)
+            case PasswordRequired() | PasswordRejected():
+                row.state = "password_required"
+            case Authorized():
+                row.state = "authorized"
+                row.user_id = event.user_id
+                row.dc_id = event.dc_id
+                self._clear_qr(row)
+                attempt.user_id = event.user_id
+                attempt.authorized_at = at
+                attempt.time_to_authorize_s = _seconds(attempt.started_at, at)
+                self._end(attempt, "authorized", at)
+            case Expired():
+                row.state = "expired"
+                self._clear_qr(row)
+                self._end(attempt, "expired", at)
+            case LoginFailed():
+                row.state = "failed"
+                self._clear_qr(row)
+                if self._end(attempt, "failed", at):
+                    attempt.fail_reason = event.reason
+            case LoginCancelled():
+                row.state = "cancelled"
+                self._clear_qr(row)
+                self._end(attempt, "cancelled", at)
+            case LoggedOut():
+                row.state = "logged_out"
+                self._clear_qr(row)
+            case FloodWaited():
+                row.flood_waits += 1
+                attempt.flood_waits += 1
+                attempt.flood_wait_seconds += event.seconds
+            case ActorRestarted():
+                row.restarts += 1
+                attempt.restarts += 1
+
+    def _attempt(self, tenant: str, number: int) -> LoginAttempt:
+        key = (tenant, number)
+        found = self.attempts.get(key)
+        if found is None:
+            found = self.attempts[key] = LoginAttempt(tenant, number)
+        return found
+
+    @staticmethod
+    def _clear_qr(row: TenantStatus) -> None:
+        row.qr_url = None
+        row.qr_expires_at = None
+
+    @staticmethod
+    def _end(attempt: LoginAttempt, outcome: str, at: datetime) -> bool:
+        """Record the attempt's outcome unless it already has one; whether it did."""
+        if attempt.outcome is not None:
+            return False
+        attempt.outcome = outcome
+        attempt.ended_at = at
+        return True
