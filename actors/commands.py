@@ -158,7 +158,7 @@ class CommandEndpoint:
         )
         try:
             await service.add_endpoint(name="command", subject=COMMAND_SUBJECT, handler=enqueue)
-            async with anyio.create_task_group() as tg, receive:
+            async with anyio.create_task_group() as tg, send, receive:
                 task_status.started()
                 async for request in receive:
                     pending_or_reply = self._accept(request)

@@ -143,8 +143,9 @@ class TenantSupervisor(Generic[M]):
             while True:
                 tracker.on_started(self._monotonic())
                 try:
-                    # A clone: the actor may close its mailbox without closing ours.
-                    await self._runner(tenant, child.receive.clone())
+                    # A clone per run: closing it leaves the supervisor's own end open.
+                    with child.receive.clone() as mailbox:
+                        await self._runner(tenant, mailbox)
                 except Exception as exc:
                     if not await self._after_crash(tenant, tracker, exc):
                         return
