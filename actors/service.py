@@ -228,8 +228,18 @@ async def run_service(
                 telemetry=telemetry,
             )
 
+            # At most this many actors fold their history at once: resuming 10k tenants in
+            # one burst would time out the log's reads.
+            hydrating = anyio.CapacityLimiter(128)
+
             async def runner(tenant: str, mailbox: MemoryObjectReceiveStream[Envelope]) -> None:
-                await run_actor(tenant, mailbox, deps)
+                async with anyio.create_task_group() as actor_tg:
+                    async with hydrating:
+                        await actor_tg.start(
+                            lambda task_status: run_actor(
+                                tenant, mailbox, deps, task_status=task_status
+                            )
+                        )
 
             supervisor = TenantSupervisor[Envelope](
                 runner,
