@@ -233,13 +233,12 @@ async def run_service(
             hydrating = anyio.CapacityLimiter(128)
 
             async def runner(tenant: str, mailbox: MemoryObjectReceiveStream[Envelope]) -> None:
-                async with anyio.create_task_group() as actor_tg:
-                    async with hydrating:
-                        await actor_tg.start(
-                            lambda task_status: run_actor(
-                                tenant, mailbox, deps, task_status=task_status
-                            )
+                async with anyio.create_task_group() as actor_tg, hydrating:
+                    await actor_tg.start(
+                        lambda task_status: run_actor(
+                            tenant, mailbox, deps, task_status=task_status
                         )
+                    )
 
             supervisor = TenantSupervisor[Envelope](
                 runner,

@@ -56,7 +56,7 @@ class Driver:
                 )
             except nats.js.errors.NotFoundError:
                 return out
-            out.append(json.loads(msg.data))
+            out.append(json.loads(msg.data or b"{}"))
             seq = (msg.seq or 0) + 1
 
     async def wait_for(self, tenant: str, kind: str, within_s: float = 20) -> dict[str, Any]:
@@ -64,13 +64,14 @@ class Driver:
         sub = await self.nc.subscribe(f"tgqr.evt.{tenant}")
         try:
             with anyio.fail_after(within_s):
-                for event in reversed(await self.events(tenant)):
-                    if event["type"] == kind:
-                        return event
+                history = await self.events(tenant)
+                for old in reversed(history):
+                    if old["type"] == kind:
+                        return dict(old)
                 async for msg in sub.messages:
-                    event = json.loads(msg.data)
-                    if event["type"] == kind:
-                        return event
+                    live: dict[str, Any] = json.loads(msg.data)
+                    if live["type"] == kind:
+                        return live
         finally:
             await sub.unsubscribe()
         raise AssertionError("unreachable")

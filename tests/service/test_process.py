@@ -86,13 +86,14 @@ async def request(nc: Client, subject: str, body: dict[str, Any]) -> dict[str, A
 
 async def events_of(nc: Client, tenant: str) -> list[dict[str, Any]]:
     js = nc.jetstream()
-    out, seq = [], 1
+    out: list[dict[str, Any]] = []
+    seq = 1
     while True:
         try:
             msg = await js.get_msg("TGQR_EVENTS", seq=seq, subject=f"tgqr.evt.{tenant}", next=True)
         except nats.js.errors.NotFoundError:
             return out
-        out.append(json.loads(msg.data))
+        out.append(json.loads(msg.data or b"{}"))
         seq = (msg.seq or 0) + 1
 
 
