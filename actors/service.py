@@ -38,6 +38,7 @@ from .ratelimit import RateLimiter
 from .sim import Simulator
 from .simcontrol import serve_sim_control
 from .supervisor import TenantSupervisor
+from .telegram import TelegramPort
 from .telegram.telethon_adapter import TelethonTelegram
 from .telemetry import Telemetry, configure_from_env
 from .vault import KvSessionVault, load_key_ring
@@ -177,12 +178,14 @@ async def run_service(
     *,
     telemetry: Telemetry | None = None,
     sim: Simulator | None = None,
+    telegram: TelegramPort | None = None,
     task_status: TaskStatus[RunningService] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve until cancelled. Blocks; reports a :class:`RunningService` once ready.
 
     ``sim``: a running simulator to use instead of starting one (it then outlives the
     service, as Telegram would: the demo and the tests restart the service against it).
+    ``telegram``: a TelegramPort to use instead (the in-process fake of the benchmarks).
 
     Raises:
         ConfigError, NatsServerError, VaultError: the service could not start.
@@ -205,7 +208,9 @@ async def run_service(
                 open_projector(event_log, config.data_dir / "tgqr.duckdb")
             )
         async with anyio.create_task_group() as tg:
-            if config.simulated:
+            if telegram is not None:
+                sim = None
+            elif config.simulated:
                 if sim is None:
                     sim = Simulator(token_ttl_s=config.sim_token_ttl_s)
                     await tg.start(sim.run)

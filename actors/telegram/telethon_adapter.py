@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 from telethon import TelegramClient, events, functions, types
 from telethon.password import compute_check
@@ -102,7 +103,11 @@ class TelethonTelegram:
 
     @classmethod
     def for_simulator(
-        cls, sim: _SimulatorLike, *, throttle_s: tuple[float, float] = (0.0, 0.0)
+        cls,
+        sim: _SimulatorLike,
+        *,
+        throttle_s: tuple[float, float] = (0.0, 0.0),
+        request_timeout: float = 10.0,
     ) -> TelethonTelegram:
         """An adapter pointed at ``sim``'s home DC (registers its RSA key with Telethon)."""
         sim.register_with_telethon()
@@ -112,6 +117,7 @@ class TelethonTelegram:
             api_hash=SIMULATOR_API_HASH,
             dc=(sim.home_dc, host, port),
             throttle_s=throttle_s,
+            request_timeout=request_timeout,
         )
 
     def __repr__(self) -> str:  # never the api_hash
@@ -194,10 +200,13 @@ class _TelethonClient:
             return PasswordNeeded()
 
     async def wait_scanned(self) -> None:
-        while self._updates == self._reported:
-            if self._event is None:
-                self._event = anyio.Event()
-            await self._event.wait()
+        if self._updates == self._reported:
+            while self._updates == self._reported:
+                if self._event is None:
+                    self._event = anyio.Event()
+                await self._event.wait()
+        else:
+            await anyio.lowlevel.checkpoint()
         self._reported = self._updates
 
     async def import_token(self, dc_id: int, token: bytes) -> ExportResult:

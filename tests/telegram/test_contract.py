@@ -3,6 +3,7 @@ adapter talking MTProto to the simulator (the ``harness`` fixture runs each test
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import timedelta
 
@@ -130,9 +131,10 @@ async def test_import_of_an_unknown_token_is_invalid(harness: Harness) -> None:
             await client.import_token(2, b"not-a-token-at-all")
 
 
-async def test_two_factor_password(harness: Harness) -> None:
+async def test_two_factor_password(harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
     """PasswordNeeded with the hint; a wrong password is rejected without echoing it; the
-    right one logs in."""
+    right one logs in; no log line holds either password."""
+    caplog.set_level(logging.DEBUG)
     harness.add_user(300, password="hunter2", hint="the usual")
     async with harness.port.open_client("t1") as client:
         assert await scan_and_export(harness, client, 300) == PasswordNeeded()
@@ -143,6 +145,10 @@ async def test_two_factor_password(harness: Harness) -> None:
         assert "hunter2" not in str(info.value)
         assert await client.check_password("hunter2") == LoginSuccess(300, harness.home_dc)
         assert await client.get_me() == 300
+        session = client.session_string()
+    logged = caplog.text + "".join(repr(r.args) for r in caplog.records)
+    for secret in ("hunter2", "wrong-guess", session):
+        assert secret not in logged
 
 
 async def test_two_factor_after_migration(harness: Harness) -> None:
