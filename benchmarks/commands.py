@@ -10,7 +10,6 @@ sustained with p99 under 50 ms. Target: p99 < 50 ms at 200 commands/s.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
