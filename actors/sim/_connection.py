@@ -82,21 +82,28 @@ class Connection:
 
     async def serve(self) -> None:
         """Serve until the connection ends; closes the socket. Never raises but for
-        cancellation."""
-        async with self._stream:
-            try:
-                transport = await open_transport(BufferedByteReceiveStream(self._stream))
-            except _GONE:
-                return
-            except TransportError as exc:
-                self._malformed(exc)
-                return
-            send, receive = anyio.create_memory_object_stream[Out](_QUEUE)
-            self._send = send
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._write, transport, receive, tg.cancel_scope)
-                async with send:
-                    await self._read(transport, send)
+        cancellation: whatever goes wrong stays inside this connection."""
+        try:
+            async with self._stream:
+                await self._serve()
+        except Exception as exc:  # includes ExceptionGroup from the reader/writer pair
+            _log.exception("DC %d %s: connection failed", self.dc.dc_id, self._peer)
+            self._malformed(exc)
+
+    async def _serve(self) -> None:
+        try:
+            transport = await open_transport(BufferedByteReceiveStream(self._stream))
+        except _GONE:
+            return
+        except TransportError as exc:
+            self._malformed(exc)
+            return
+        send, receive = anyio.create_memory_object_stream[Out](_QUEUE)
+        self._send = send
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._write, transport, receive, tg.cancel_scope)
+            async with send:
+                await self._read(transport, send)
 
     async def _read(self, transport: Transport, send: MemoryObjectSendStream[Out]) -> None:
         endpoint = self._endpoint
@@ -130,8 +137,11 @@ class Connection:
             if endpoint.disconnect_delay is not None:
                 idle_deadline = anyio.current_time() + endpoint.disconnect_delay
                 endpoint.disconnect_delay = None
-            for reply in replies:
-                await send.send(reply)
+            try:
+                for reply in replies:
+                    await send.send(reply)
+            except _GONE:  # the writer stopped: the client left
+                return
 
     async def _write(
         self,

@@ -2,9 +2,10 @@
 
 Plain packets drive the auth-key exchange; encrypted ones are checked (auth key, msg_key,
 msg_id time and parity, server salt, seq_no parity), unpacked (containers, gzip) and answered:
-service messages here (ping, ping_delay_disconnect, get_future_salts, msgs_state_req,
-msgs_ack), API calls through :class:`RpcHandler`. Replies to one packet go back as one packet:
-the results, then a ``msgs_ack`` for the client's content-related messages.
+service messages here (ping, ping_delay_disconnect, get_future_salts; msgs_ack and other
+client notices are read and dropped), API calls through :class:`RpcHandler`. Replies to one
+packet go back as one packet: the results, then a ``msgs_ack`` for the client's
+content-related messages.
 """
 
 from __future__ import annotations

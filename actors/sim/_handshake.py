@@ -41,8 +41,8 @@ class RsaKey:
 
     n: int
     e: int
-    d: int = field(repr=False)
     public_pem: str
+    _private: rsa.RSAPrivateNumbers = field(repr=False)
 
     @property
     def fingerprint(self) -> int:
@@ -50,14 +50,17 @@ class RsaKey:
         n_bytes = self.n.to_bytes((self.n.bit_length() + 7) // 8, "big")
         e_bytes = self.e.to_bytes((self.e.bit_length() + 7) // 8, "big")
         data = TLObject.serialize_bytes(n_bytes) + TLObject.serialize_bytes(e_bytes)
-        return int.from_bytes(hashlib.sha1(data).digest()[-8:], "little", signed=True)  # noqa: S324
+        return int.from_bytes(_sha1(data)[-8:], "little", signed=True)
 
     def decrypt(self, data: bytes) -> bytes:
-        """Raw RSA decryption to 256 big-endian bytes; raises HandshakeError if out of range."""
+        """Raw RSA decryption (CRT) to 256 big-endian bytes; HandshakeError if out of range."""
         c = int.from_bytes(data, "big")
         if not 0 < c < self.n:
             raise HandshakeError("RSA payload out of range")
-        return pow(c, self.d, self.n).to_bytes(256, "big")
+        k = self._private
+        m1, m2 = pow(c, k.dmp1, k.p), pow(c, k.dmq1, k.q)
+        m = m2 + k.q * (k.iqmp * (m1 - m2) % k.p)
+        return m.to_bytes(256, "big")
 
 
 @functools.cache
@@ -68,7 +71,7 @@ def test_rsa_key() -> RsaKey:
     pem = private.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.PKCS1
     )
-    return RsaKey(numbers.public_numbers.n, numbers.public_numbers.e, numbers.d, pem.decode())
+    return RsaKey(numbers.public_numbers.n, numbers.public_numbers.e, pem.decode(), numbers)
 
 
 def _sha1(data: bytes) -> bytes:
@@ -122,8 +125,9 @@ def _is_prime(n: int) -> bool:
 
 def _random_prime(random_bytes: Callable[[int], bytes]) -> int:
     while True:
-        # 31-bit primes: pq stays below 2^62 (clients read it as a signed 64-bit number).
-        candidate = (int.from_bytes(random_bytes(4), "big") & 0x7FFF_FFFF) | 0x4000_0001
+        # 24-bit primes: pq (the client's proof of work) must stay below 2^63; Telegram's is
+        # ~2^62, this one ~2^48 so a Python client factorises it in milliseconds.
+        candidate = (int.from_bytes(random_bytes(3), "big") & 0xFF_FFFF) | 0x80_0001
         if _is_prime(candidate):
             return candidate
 

@@ -13,7 +13,6 @@ import struct
 import zlib
 from typing import Final, Protocol
 
-from anyio.streams.buffered import BufferedByteReceiveStream
 from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
 
 __all__ = ["Transport", "TransportError", "open_transport"]
@@ -144,7 +143,7 @@ def _aes_ctr(key: bytes, iv: bytes) -> CipherContext:
     return Cipher(algorithms.AES(key), modes.CTR(iv)).encryptor()
 
 
-async def open_transport(stream: BufferedByteReceiveStream) -> Transport:
+async def open_transport(stream: _Reader) -> Transport:
     """Read the client's prelude and return the matching transport.
 
     Blocks until the prelude arrived; raises TransportError for an unknown obfuscated tag.

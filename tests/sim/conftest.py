@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
@@ -14,20 +14,7 @@ from telethon.sessions import StringSession
 
 from actors.sim import Simulator
 
-API_ID = 12345
-API_HASH = "0123456789abcdef0123456789abcdef"
-
-OpenClient = Callable[..., AbstractAsyncContextManager[TelegramClient]]
-
-
-class FakeClock:
-    """A business clock the test moves by hand."""
-
-    def __init__(self, now: float = 1_700_000_000.25) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from ._support import API_HASH, API_ID, FakeClock, OpenClient
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ from telethon.password import compute_check
 
 from actors.sim import Simulator, SimulatorError
 
-from .conftest import API_HASH, API_ID, FakeClock, OpenClient
+from ._support import API_HASH, API_ID, FakeClock, OpenClient
 
 pytestmark = pytest.mark.anyio
 
@@ -145,7 +145,9 @@ async def test_import_refuses_invalid_and_expired_tokens(
             await client(functions.auth.ImportLoginTokenRequest(migrate.token))
 
 
-async def test_two_factor_wrong_then_right_password(sim: Simulator, open_client: OpenClient) -> None:
+async def test_two_factor_wrong_then_right_password(
+    sim: Simulator, open_client: OpenClient
+) -> None:
     """SESSION_PASSWORD_NEEDED, then real SRP: a wrong password is refused, the right one
     logs in; each challenge is single use."""
     sim.add_user(3003, password="correct horse", hint="horse")
