@@ -35,6 +35,8 @@ def strategy_for(cls: type[EventBase]) -> st.SearchStrategy[EventBase]:
     for name in ("deadline", "expires_at"):
         overrides[name] = times
     overrides["retry_at"] = st.none() | times
+    # JSON has no infinity or NaN: a delay is always a finite number of seconds.
+    overrides["delay_s"] = st.floats(0, 1e6, allow_nan=False, allow_infinity=False)
     return st.builds(cls, **{k: v for k, v in overrides.items() if k in cls.__struct_fields__})
 
 
