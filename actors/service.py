@@ -111,7 +111,9 @@ async def _nats(config: ServiceConfig) -> AsyncIterator[tuple[str, Client]]:
     finally:
         if server is not None:
             (config.data_dir / NATS_URL_FILE).unlink(missing_ok=True)
-            await anyio.to_thread.run_sync(server.stop)
+            # Shielded: this runs while the service is being cancelled.
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(server.stop)
 
 
 class _Once:

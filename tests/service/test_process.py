@@ -191,3 +191,46 @@ async def test_nats_server_restart_mid_login(up_factory: Any, tmp_path: Path) ->
     finally:
         up.close()
         server.stop()
+
+
+async def test_embedded_nats_server_stops_with_the_service(tmp_path: Path) -> None:
+    """Without --nats, `tgqr up` starts nats-server itself and stops it on SIGTERM."""
+    data = tmp_path / "embedded"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TGQR_", "OTEL_"))}
+    proc = subprocess.Popen(  # noqa: S603 - our own CLI
+        [sys.executable, "-m", "actors.cli", "up", "--data", str(data)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    up = Up.__new__(Up)
+    up.proc = proc
+    try:
+        await up.ready()
+        url = (data / "nats.url").read_text().strip()
+        nc = await nats.connect(url)
+        assert (await request(nc, "tgqr.cmd.zed.start", {}))["ok"]
+        await nc.close()
+        children = _nats_servers_using(data)
+        assert children
+        proc.send_signal(signal.SIGTERM)
+        assert await up.wait(10) == 0
+        assert _nats_servers_using(data) == []
+        assert not (data / "nats.url").exists()
+    finally:
+        up.close()
+
+
+def _nats_servers_using(data: Path) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if "nats-server" in cmdline and str(data) in cmdline:
+            found.append(int(entry.name))
+    return found
