@@ -329,8 +329,9 @@ async def _cmd_sim_scan(args: argparse.Namespace) -> int:
 
 
 async def _cmd_up(args: argparse.Namespace) -> int:
-    from .service import run_service
+    from .service import run_service, tune_gc
 
+    tune_gc()
     config = ServiceConfig.from_env(
         data_dir=_data_dir(args), nats=args.nats, replicas=args.replicas
     )

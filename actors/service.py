@@ -9,6 +9,7 @@ every Telegram client (in each actor's ``finally``), flushes the projector and d
 
 from __future__ import annotations
 
+import gc
 import logging
 import random
 import time
@@ -43,7 +44,7 @@ from .telegram.telethon_adapter import TelethonTelegram
 from .telemetry import Telemetry, configure_from_env
 from .vault import KvSessionVault, load_key_ring
 
-__all__ = ["NATS_URL_FILE", "RunningService", "connect_nats", "run_service"]
+__all__ = ["NATS_URL_FILE", "RunningService", "connect_nats", "run_service", "tune_gc"]
 
 log = logging.getLogger("tgqr.service")
 
@@ -52,6 +53,18 @@ NATS_URL_FILE = "nats.url"
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def tune_gc() -> None:
+    """Make full garbage collections rare (call once per service process).
+
+    A full collection walks every live object: with 10k live actors it pauses the event loop
+    for ~0.3 s, and with CPython's default thresholds it runs every couple of seconds while
+    actors are being created. Young collections stay as frequent as by default (they are
+    cheap); the oldest generation waits 1000 young-generation passes instead of 10. Measured
+    with ``python -m benchmarks.commands``: p99 command latency 716 ms -> 19 ms at 200/s.
+    """
+    gc.set_threshold(700, 10, 1000)
 
 
 @dataclass(frozen=True)

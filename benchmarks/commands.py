@@ -32,6 +32,10 @@ def _percentile(values: list[float], q: float) -> float:
 async def _serve(url: str, data: str) -> None:
     from dataclasses import replace
 
+    from actors.service import tune_gc
+
+    tune_gc()  # as `tgqr up` does
+
     from actors.config import ServiceConfig
     from actors.service import run_service
     from actors.telegram.fake import FakeTelegram
