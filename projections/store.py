@@ -12,10 +12,11 @@ renames the next over the live one in one transaction.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -25,7 +26,7 @@ import duckdb
 from events import Record, Undecodable
 
 from .errors import ProjectionStoreError
-from .fold import Fold, LoginAttempt, TenantStatus, touched_keys
+from .fold import AttemptKey, CountKey, Fold, LoginAttempt, TenantStatus, touched_keys
 from .metrics import metrics_sql, shape_metrics, window_bounds
 
 __all__ = ["LIVE", "REBUILD", "BatchResult", "CheckpointInfo", "FaultHook", "ProjectionStore"]
@@ -135,6 +136,29 @@ def _attempt_row(a: LoginAttempt) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
+@dataclass(slots=True)
+class _RowCache:
+    """Rows of one table generation kept between batches. A ``*_complete`` table cache
+    holds every row of its table, so a miss there means "no such row" (no query needed).
+    Valid only because this store is the tables' only writer; dropped on any failure."""
+
+    status: dict[str, TenantStatus] = field(default_factory=dict)
+    attempts: dict[AttemptKey, LoginAttempt] = field(default_factory=dict)
+    counts: dict[CountKey, int] = field(default_factory=dict)
+    status_complete: bool = False
+    attempts_complete: bool = False
+    counts_complete: bool = False
+
+    def trim(self, limit: int) -> None:
+        """Forget the oldest entries of a table cache above ``limit`` (it is then partial)."""
+        for name in ("status", "attempts", "counts"):
+            table: dict[Any, Any] = getattr(self, name)
+            if len(table) > limit:
+                for key in list(itertools.islice(table, len(table) - limit * 3 // 4)):
+                    del table[key]
+                setattr(self, f"{name}_complete", False)
+
+
 @dataclass(frozen=True, slots=True)
 class BatchResult:
     """What one :meth:`ProjectionStore.apply_batch` committed."""
@@ -157,16 +181,21 @@ class CheckpointInfo:
 class ProjectionStore:
     """The projection tables in one DuckDB file (``":memory:"`` works for quick checks)."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, *, cache_rows: int = 250_000) -> None:
         self._con = con
+        self._cache_rows = cache_rows
+        self._caches: dict[str, _RowCache] = {}
         self._lock = threading.Lock()
         self._free: list[duckdb.DuckDBPyConnection] = []
         self._all: list[duckdb.DuckDBPyConnection] = []
         self._closed = False
 
     @classmethod
-    def open(cls, path: str | Path) -> ProjectionStore:
+    def open(cls, path: str | Path, *, cache_rows: int = 250_000) -> ProjectionStore:
         """Open (creating if needed) the file and its live tables. Blocks.
+
+        Up to ``cache_rows`` rows per table are kept in memory between batches (this store
+        is the tables' only writer), so a batch loads from DuckDB only what it misses.
 
         Raises:
             ProjectionStoreError: the file cannot be opened (e.g. held by another process).
@@ -177,7 +206,7 @@ class ProjectionStore:
                 con.execute(statement)
         except duckdb.Error as exc:
             raise ProjectionStoreError(f"cannot open projection store {path}: {exc}") from exc
-        return cls(con)
+        return cls(con, cache_rows=cache_rows)
 
     def close(self) -> None:
         """Close every cursor and the database. Blocks; idempotent."""
@@ -239,10 +268,26 @@ class ProjectionStore:
             Exception: whatever ``fault`` raises; nothing of the batch is kept.
         """
         hook = fault or (lambda _step: None)
-        with self._transaction() as cur:
-            result = self._apply(cur, items, generation, hook)
+        try:
+            with self._transaction() as cur:
+                result, fold = self._apply(cur, items, generation, hook)
+        except BaseException:
+            # The fold mutated cached rows in place: forget them, the tables are the truth.
+            self._caches.pop(generation, None)
+            raise
+        if fold is not None:
+            self._remember(generation, fold)
         hook("committed")
         return result
+
+    def _remember(self, generation: str, fold: Fold) -> None:
+        cache = self._caches.get(generation)
+        if cache is None:
+            return
+        cache.status.update(fold.status)
+        cache.attempts.update(fold.attempts)
+        cache.counts.update(fold.counts)
+        cache.trim(self._cache_rows)
 
     def _apply(
         self,
@@ -250,14 +295,20 @@ class ProjectionStore:
         items: Sequence[Record | Undecodable],
         sfx: str,
         hook: FaultHook,
-    ) -> BatchResult:
-        row = cur.execute(
+    ) -> tuple[BatchResult, Fold | None]:
+        # fetchall, not fetchone: DuckDB refuses further statements on an unfinished result.
+        found = cur.execute(
             f"SELECT seq, stored_at FROM checkpoint{sfx} WHERE id = 1"  # noqa: S608
-        ).fetchone()
+        ).fetchall()
+        row = found[0] if found else None
         done = int(row[0]) if row else 0
-        fresh = [item for item in items if item.seq > done]
+        fresh: list[Record | Undecodable] = []
+        for item in items:
+            if item.seq > done:  # at or below: already applied (a replay after a restart)
+                fresh.append(item)
+                done = item.seq
         if not fresh:
-            return BatchResult(0, 0, done, _py_time(row[1]) if row else None)
+            return BatchResult(0, 0, done, _py_time(row[1]) if row else None), None
         hook("begun")
         records = [item for item in fresh if isinstance(item, Record)]
         dead = [item for item in fresh if isinstance(item, Undecodable)]
@@ -268,53 +319,133 @@ class ProjectionStore:
         self._upsert(cur, sfx, fold, dead)
         hook("upserted")
         last = fresh[-1]
-        stored_at = _db_time(last.stored_at) if isinstance(last, Record) else None
+        stored_at = _db_time(records[-1].stored_at) if records else None
         cur.execute(
             f"UPDATE checkpoint{sfx} SET seq = ?, stored_at = coalesce(?, stored_at), "  # noqa: S608
             "applied = applied + ? WHERE id = 1",
             [last.seq, stored_at, len(fresh)],
         )
         hook("checkpointed")
-        return BatchResult(len(fresh), len(dead), last.seq, _py_time(stored_at))
+        return BatchResult(len(fresh), len(dead), last.seq, _py_time(stored_at)), fold
+
+    def _cache_for(self, cur: duckdb.DuckDBPyConnection, sfx: str) -> _RowCache:
+        cache = self._caches.get(sfx)
+        if cache is None:
+            cache = self._caches[sfx] = _RowCache()
+            counts = cur.execute(
+                f"SELECT (SELECT count(*) FROM tenant_status{sfx}), "  # noqa: S608
+                f"(SELECT count(*) FROM login_attempts{sfx}), "
+                f"(SELECT count(*) FROM event_counts{sfx})"
+            ).fetchall()[0]
+            # Small tables are loaded whole, so that a miss means "no such row".
+            if counts[0] <= self._cache_rows:
+                self._load_status(cur, sfx, None, cache.status)
+                cache.status_complete = True
+            if counts[1] <= self._cache_rows:
+                self._load_attempts(cur, sfx, None, cache.attempts)
+                cache.attempts_complete = True
+            if counts[2] <= self._cache_rows:
+                self._load_counts(cur, sfx, None, cache.counts)
+                cache.counts_complete = True
+        return cache
 
     def _load(self, cur: duckdb.DuckDBPyConnection, sfx: str, events: Sequence[Any]) -> Fold:
+        """The stored rows of every key the batch touches, from the cache or the tables."""
         keys = touched_keys(events)
+        cache = self._cache_for(cur, sfx)
         fold = Fold()
-        if not keys.tenants:
-            return fold
-        cols = ", ".join(_STATUS_COLUMNS)
-        rows = cur.execute(
-            f"SELECT {cols} FROM tenant_status{sfx} "  # noqa: S608
-            "WHERE tenant IN (SELECT unnest(?::VARCHAR[]))",
-            [list(keys.tenants)],
-        ).fetchall()
+        missing_tenants: list[str] = []
+        for tenant in keys.tenants:
+            found = cache.status.get(tenant)
+            if found is not None:
+                fold.status[tenant] = found
+            elif not cache.status_complete:
+                missing_tenants.append(tenant)
+        if missing_tenants:
+            self._load_status(cur, sfx, missing_tenants, fold.status)
+        missing_attempts: list[AttemptKey] = []
+        for key in keys.attempts:
+            attempt = cache.attempts.get(key)
+            if attempt is not None:
+                fold.attempts[key] = attempt
+            elif not cache.attempts_complete:
+                missing_attempts.append(key)
+        if missing_attempts:
+            self._load_attempts(cur, sfx, missing_attempts, fold.attempts)
+        missing_counts: list[CountKey] = []
+        for count_key in keys.counts:
+            count = cache.counts.get(count_key)
+            if count is not None:
+                fold.counts[count_key] = count
+            elif not cache.counts_complete:
+                missing_counts.append(count_key)
+        if missing_counts:
+            self._load_counts(cur, sfx, missing_counts, fold.counts)
+        return fold
+
+    @staticmethod
+    def _load_status(
+        cur: duckdb.DuckDBPyConnection,
+        sfx: str,
+        tenants: list[str] | None,
+        into: dict[str, TenantStatus],
+    ) -> None:
+        sql = f"SELECT {', '.join(_STATUS_COLUMNS)} FROM tenant_status{sfx}"  # noqa: S608
+        if tenants is None:
+            rows = cur.execute(sql).fetchall()
+        else:
+            rows = cur.execute(
+                sql + " WHERE tenant IN (SELECT unnest(?::VARCHAR[]))", [tenants]
+            ).fetchall()
         for r in rows:
-            fold.status[r[0]] = TenantStatus(
+            into[r[0]] = TenantStatus(
                 r[0], r[1], r[2], r[3], r[4], _py_time(r[5]), r[6], _py_time(r[7]),
                 _py_time(r[8]), r[9], r[10], r[11], r[12], r[13], r[14],
             )  # fmt: skip
-        cols = ", ".join(f"a.{c}" for c in _ATTEMPT_COLUMNS)
-        tenants, numbers = zip(*keys.attempts, strict=True)
-        rows = cur.execute(
-            f"SELECT {cols} FROM login_attempts{sfx} a JOIN (SELECT unnest(?::VARCHAR[]) AS t, "  # noqa: S608
-            "unnest(?::BIGINT[]) AS n) k ON a.tenant = k.t AND a.attempt = k.n",
-            [list(tenants), list(numbers)],
-        ).fetchall()
+
+    @staticmethod
+    def _load_attempts(
+        cur: duckdb.DuckDBPyConnection,
+        sfx: str,
+        keys: list[AttemptKey] | None,
+        into: dict[AttemptKey, LoginAttempt],
+    ) -> None:
+        sql = f"SELECT {', '.join(f'a.{c}' for c in _ATTEMPT_COLUMNS)} FROM login_attempts{sfx} a"  # noqa: S608
+        if keys is None:
+            rows = cur.execute(sql).fetchall()
+        else:
+            tenants, numbers = zip(*keys, strict=True)
+            rows = cur.execute(
+                sql + " JOIN (SELECT unnest(?::VARCHAR[]) AS t, unnest(?::BIGINT[]) AS n) k "
+                "ON a.tenant = k.t AND a.attempt = k.n",
+                [list(tenants), list(numbers)],
+            ).fetchall()
         for r in rows:
-            fold.attempts[(r[0], r[1])] = LoginAttempt(
+            into[(r[0], r[1])] = LoginAttempt(
                 r[0], r[1], _py_time(r[2]), _py_time(r[3]), _py_time(r[4]), _py_time(r[5]),
                 _py_time(r[6]), r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14], r[15],
             )  # fmt: skip
-        minutes, count_tenants, types = zip(*keys.counts, strict=True)
-        rows = cur.execute(
-            f"SELECT c.minute, c.tenant, c.type, c.count FROM event_counts{sfx} c JOIN ("  # noqa: S608
-            "SELECT unnest(?::TIMESTAMP[]) AS m, unnest(?::VARCHAR[]) AS t, "
-            "unnest(?::VARCHAR[]) AS y) k ON c.minute = k.m AND c.tenant = k.t AND c.type = k.y",
-            [[_db_time(m) for m in minutes], list(count_tenants), list(types)],
-        ).fetchall()
+
+    @staticmethod
+    def _load_counts(
+        cur: duckdb.DuckDBPyConnection,
+        sfx: str,
+        keys: list[CountKey] | None,
+        into: dict[CountKey, int],
+    ) -> None:
+        sql = f"SELECT c.minute, c.tenant, c.type, c.count FROM event_counts{sfx} c"  # noqa: S608
+        if keys is None:
+            rows = cur.execute(sql).fetchall()
+        else:
+            minutes, tenants, types = zip(*keys, strict=True)
+            rows = cur.execute(
+                sql + " JOIN (SELECT unnest(?::TIMESTAMP[]) AS m, unnest(?::VARCHAR[]) AS t, "
+                "unnest(?::VARCHAR[]) AS y) k ON c.minute = k.m AND c.tenant = k.t "
+                "AND c.type = k.y",
+                [[_db_time(m) for m in minutes], list(tenants), list(types)],
+            ).fetchall()
         for minute, tenant, kind, count in rows:
-            fold.counts[(minute.replace(tzinfo=UTC), tenant, kind)] = count
-        return fold
+            into[(minute.replace(tzinfo=UTC), tenant, kind)] = count
 
     @staticmethod
     def _upsert(
@@ -339,6 +470,7 @@ class ProjectionStore:
 
     def begin_rebuild(self) -> None:
         """Drop any half-built next generation and create it empty. Blocks."""
+        self._caches.pop(REBUILD, None)
         with self._transaction() as cur:
             for table in _TABLES:
                 cur.execute(f"DROP TABLE IF EXISTS {table}{REBUILD}")
@@ -348,10 +480,16 @@ class ProjectionStore:
     def swap_rebuild(self) -> CheckpointInfo:
         """Replace the live tables by the rebuilt ones in one transaction; readers see the
         old or the new generation, never a mix. Returns the new live checkpoint. Blocks."""
-        with self._transaction() as cur:
-            for table in _TABLES:
-                cur.execute(f"DROP TABLE {table}")
-                cur.execute(f"ALTER TABLE {table}{REBUILD} RENAME TO {table}")
+        try:
+            with self._transaction() as cur:
+                for table in _TABLES:
+                    cur.execute(f"DROP TABLE {table}")
+                    cur.execute(f"ALTER TABLE {table}{REBUILD} RENAME TO {table}")
+        finally:
+            self._caches.pop(LIVE, None)
+        rebuilt = self._caches.pop(REBUILD, None)
+        if rebuilt is not None:
+            self._caches[LIVE] = rebuilt
         return self.checkpoint()
 
     # -- reading -------------------------------------------------------------------------
@@ -359,11 +497,12 @@ class ProjectionStore:
     def checkpoint(self, generation: str = LIVE) -> CheckpointInfo:
         """The generation's checkpoint. Blocks."""
         with self._cursor() as cur:
-            row = cur.execute(
+            found = cur.execute(
                 f"SELECT seq, stored_at, applied FROM checkpoint{generation} WHERE id = 1"  # noqa: S608
-            ).fetchone()
-        if row is None:
+            ).fetchall()
+        if not found:
             return CheckpointInfo(0, None, 0)
+        row = found[0]
         return CheckpointInfo(int(row[0]), _py_time(row[1]), int(row[2]))
 
     def status(self, tenant: str | None = None) -> list[dict[str, Any]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from hypothesis import strategies as st
 
@@ -46,7 +47,7 @@ class Script:
 def attempt_events(tenant: str, attempt: int, start: datetime, script: Script) -> list[Event]:
     """The events of one attempt starting at ``start``, one every ``script.gap`` seconds."""
     clock = iter(start + timedelta(seconds=script.gap * i) for i in range(1000))
-    env = {"tenant": tenant, "attempt": attempt}
+    env: dict[str, Any] = {"tenant": tenant, "attempt": attempt}
     out: list[Event] = [
         LoginStarted(**env, at=next(clock), deadline=start + timedelta(seconds=600))
     ]
@@ -65,7 +66,11 @@ def attempt_events(tenant: str, attempt: int, start: datetime, script: Script) -
         at = next(clock)
         out.append(
             FloodWaited(
-                **env, at=at, seconds=3, method="ExportLoginToken", retry_at=at + timedelta(seconds=4)
+                **env,
+                at=at,
+                seconds=3,
+                method="ExportLoginToken",
+                retry_at=at + timedelta(seconds=4),
             )
         )
     for n in range(script.restarts):
@@ -131,9 +136,8 @@ async def fill(log: MemoryEventLog, events: Sequence[Event]) -> None:
     """Append ``events`` one by one in the given order (a chained, verifiable log)."""
     heads: dict[str, Head] = {}
     for event in events:
-        heads[event.tenant] = await log.append(
-            event.tenant, [event], heads.get(event.tenant, Head())
-        )
+        head = heads.get(event.tenant) or await log.head(event.tenant)
+        heads[event.tenant] = await log.append(event.tenant, [event], head)
 
 
 scripts = st.builds(
