@@ -8,11 +8,13 @@ see reference/jetstream.md). Timeouts and 503s are retried with the same Msg-Id.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Final
 
 import anyio
 import nats.errors
 import nats.js.errors
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 
 from ._tenant import (
@@ -144,9 +146,18 @@ class JetStreamEventLog(ChainedLog):
         end = await self.last_seq()
         if not follow and end < start:
             return
+        # nats-py's next_msg() and message iterator spawn a task per message, a third of
+        # the read rate; its per-subscription loop hands messages to a callback without one.
+        # The callback only moves them into our own stream; everything else happens here.
+        send, receive = anyio.create_memory_object_stream[Msg](4096)
+
+        async def deliver(msg: Msg) -> None:
+            await send.send(msg)
+
         sub = await self._js.subscribe(
             EVENT_SUBJECT_WILDCARD,
             stream=self._stream,
+            cb=deliver,
             ordered_consumer=True,
             config=api.ConsumerConfig(
                 deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
@@ -156,22 +167,27 @@ class JetStreamEventLog(ChainedLog):
             pending_bytes_limit=-1,
         )
         try:
-            while True:
-                try:
-                    msg = await sub.next_msg(timeout=None if follow else self._timeout)
-                except nats.errors.TimeoutError:
-                    # Nothing arrived although messages up to `end` exist: they were deleted.
-                    if not follow and await self.last_seq() <= end:
+            with receive:
+                while True:
+                    try:
+                        msg = receive.receive_nowait()
+                    except anyio.WouldBlock:
+                        msg = None
+                        with anyio.move_on_after(None if follow else self._timeout):
+                            msg = await receive.receive()
+                    if msg is None:
+                        # Nothing arrived although messages up to `end` exist: deleted.
+                        if await self.last_seq() <= end:
+                            return
+                        continue
+                    seq, stored_at = _position(msg)
+                    yield _to_record(seq, msg.subject, msg.data, msg.headers, stored_at)
+                    if not follow and seq >= end:
                         return
-                    continue
-                meta = msg.metadata
-                seq = meta.sequence.stream
-                yield _to_record(seq, msg.subject, msg.data, msg.headers, meta.timestamp)
-                if not follow and seq >= end:
-                    return
         finally:
             with anyio.CancelScope(shield=True):
                 await sub.unsubscribe()
+                send.close()
 
     async def head(self, tenant: str) -> Head:
         subject = event_subject(tenant)
@@ -199,6 +215,23 @@ class JetStreamEventLog(ChainedLog):
             except ValueError:
                 continue
         return sorted(found)
+
+
+def _position(msg: Msg) -> tuple[int, datetime]:
+    """Stream sequence and store time of a consumer message, read off its ack subject.
+
+    ``msg.metadata`` parses the same subject into several objects per message, which costs
+    a third of the read rate; this reads the two fields the log needs. Ack subjects are
+    ``$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ns>.<pending>`` or, with a
+    domain and account hash, two tokens longer (ADR-15).
+    """
+    tokens = msg.reply.split(".")
+    if len(tokens) == 9:
+        return int(tokens[5]), datetime.fromtimestamp(int(tokens[7]) / 1e9, UTC)
+    if len(tokens) >= 11:
+        return int(tokens[7]), datetime.fromtimestamp(int(tokens[9]) / 1e9, UTC)
+    meta = msg.metadata
+    return meta.sequence.stream, meta.timestamp
 
 
 def _actual_from(description: str | None) -> int | None:
