@@ -8,9 +8,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
-import anyio
-import anyio.lowlevel
-
+from ._scans import ScanSignal
 from ._urls import login_url
 from .port import (
     ExportResult,
@@ -76,16 +74,14 @@ class FakeClient:
     :class:`TelegramUnavailableError`.
     """
 
-    __slots__ = ("_event", "_open", "_reported", "_state", "_tg", "_updates", "tenant", "token")
+    __slots__ = ("_open", "_scans", "_state", "_tg", "tenant", "token")
 
     def __init__(self, tg: FakeTelegram, tenant: str, state: KeyState) -> None:
         self._tg = tg
         self.tenant = tenant
         self._state = state
         self.token: Token | None = None  # the latest exported token
-        self._updates = 0  # updateLoginToken received
-        self._reported = 0  # ... and reported by wait_scanned
-        self._event: anyio.Event | None = None
+        self._scans = ScanSignal()
         self._open = False
 
     def __repr__(self) -> str:
@@ -134,14 +130,7 @@ class FakeClient:
         return LoginToken(token.raw, token.url(), token.expires_at, state.dc_id)
 
     async def wait_scanned(self) -> None:
-        if self._updates == self._reported:
-            while self._updates == self._reported:
-                if self._event is None:
-                    self._event = anyio.Event()
-                await self._event.wait()
-        else:
-            await anyio.lowlevel.checkpoint()
-        self._reported = self._updates
+        await self._scans.wait()
 
     async def import_token(self, dc_id: int, token: bytes) -> ExportResult:
         await self._call("auth.importLoginToken")
@@ -198,10 +187,7 @@ class FakeClient:
     # --- internals --------------------------------------------------------------------------
 
     def _notify_scanned(self) -> None:
-        self._updates += 1
-        if self._event is not None:
-            self._event.set()
-            self._event = None
+        self._scans.arrived()
 
     async def _call(self, method: str) -> None:
         if not self._open:

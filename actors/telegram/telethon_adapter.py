@@ -30,6 +30,7 @@ from telethon import TelegramClient, events, functions, types
 from telethon.password import compute_check
 from telethon.sessions import StringSession
 
+from ._scans import ScanSignal
 from ._telethon_errors import PasswordRequiredError, SrpStaleError, method_name, translate
 from ._urls import login_url
 from .port import (
@@ -177,9 +178,7 @@ class _TelethonClient:
         self._owner = owner
         self._tenant = tenant
         self._requests = 0
-        self._updates = 0  # updateLoginToken received ...
-        self._reported = 0  # ... and reported by wait_scanned
-        self._event: anyio.Event | None = None
+        self._scans = ScanSignal()
         self._logged_out = False
 
     def __repr__(self) -> str:  # never the session
@@ -200,14 +199,7 @@ class _TelethonClient:
             return PasswordNeeded()
 
     async def wait_scanned(self) -> None:
-        if self._updates == self._reported:
-            while self._updates == self._reported:
-                if self._event is None:
-                    self._event = anyio.Event()
-                await self._event.wait()
-        else:
-            await anyio.lowlevel.checkpoint()
-        self._reported = self._updates
+        await self._scans.wait()
 
     async def import_token(self, dc_id: int, token: bytes) -> ExportResult:
         if dc_id != self.dc_id:
@@ -266,10 +258,7 @@ class _TelethonClient:
     # --- internals --------------------------------------------------------------------------
 
     async def _on_login_token(self, _update: Any) -> None:
-        self._updates += 1
-        if self._event is not None:
-            self._event.set()
-            self._event = None
+        self._scans.arrived()
 
     async def _pause(self) -> None:
         """The throttle: a random pause before every request but the first."""
