@@ -23,14 +23,11 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from events import ActorRestarted, ConcurrencyConflictError, Event, EventLog, Head, LoginFailed
 
 from .backoff import BackoffPolicy, RestartTracker
-from .machine import LoginState, fold
+from .machine import LIVE, LoginState, fold
 
 __all__ = ["MailboxFullError", "SupervisorStatistics", "TenantSupervisor"]
 
 log = logging.getLogger("tgqr.supervisor")
-
-_LIVE = frozenset({"pending", "scanned", "password_required"})
-
 
 M = TypeVar("M")
 
@@ -164,18 +161,18 @@ class TenantSupervisor(Generic[M]):
         """Record the crash; return whether to restart."""
         error = type(exc).__name__
         decision = tracker.on_crash(self._monotonic())
-        state, head = await self._state(tenant)
         if isinstance(exc, ConcurrencyConflictError):
             # Another writer appended: rehydrate (after the backoff delay), record nothing.
             log.warning("tenant=%s conflict, rehydrating", tenant)
             await self._sleep(decision.delay_s)
             return not decision.give_up
+        state, head = await self._state(tenant)
         if decision.give_up:
             self._gave_up += 1
             log.error(
                 "tenant=%s actor crashed %d times, giving up (%s)", tenant, decision.restart, error
             )
-            if state.status in _LIVE:
+            if state.status in LIVE:
                 failed = LoginFailed(
                     tenant=tenant, attempt=state.attempt, at=self._clock(), reason="crashed"
                 )
@@ -207,7 +204,8 @@ class TenantSupervisor(Generic[M]):
     async def _state(self, tenant: str) -> tuple[LoginState, Head]:
         records = await self._log.read_tenant(tenant)
         state = fold(LoginState(tenant=tenant), [r.event for r in records])
-        return state, await self._log.head(tenant)
+        head = Head(records[-1].seq, records[-1].mac) if records else Head()
+        return state, head
 
     async def _append(self, tenant: str, head: Head, event: Event) -> None:
         try:

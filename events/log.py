@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from ._tenant import event_subject, validate_tenant
+from ._tenant import event_subject
 from .catalogue import Event
 from .chain import ChainKey, Head, Sealed, seal
 from .errors import ConcurrencyConflictError, UndecodableEventError
@@ -151,10 +151,3 @@ class ChainedLog(EventLog):
                 raise ConcurrencyConflictError(tenant, head.seq, actual)
         last = stored[-1]
         return Head(last.seq, last.mac), len(stored)
-
-    async def head(self, tenant: str) -> Head:
-        validate_tenant(tenant)
-        records = await self.read_tenant(tenant)
-        if not records:
-            return Head()
-        return Head(records[-1].seq, records[-1].mac)

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import duckdb
 
@@ -75,6 +75,9 @@ _ATTEMPT_COLUMNS: Final = (
     "time_to_scan_s",
     "time_to_authorize_s",
 )
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 def _schema(sfx: str) -> list[str]:
@@ -134,6 +137,21 @@ def _attempt_row(a: LoginAttempt) -> tuple[Any, ...]:
         a.flood_waits, a.flood_wait_seconds, a.restarts, a.time_to_scan_s,
         a.time_to_authorize_s,
     )  # fmt: skip
+
+
+def _from_cache(
+    keys: Iterable[K], cached: Mapping[K, V], complete: bool, into: dict[K, V]
+) -> list[K]:
+    """Copy the cached rows of ``keys`` into ``into``; return the keys to load from the table
+    (none when the cache holds the whole table: a miss then means "no such row")."""
+    missing: list[K] = []
+    for key in keys:
+        row = cached.get(key)
+        if row is not None:
+            into[key] = row
+        elif not complete:
+            missing.append(key)
+    return missing
 
 
 @dataclass(slots=True)
@@ -354,32 +372,15 @@ class ProjectionStore:
         keys = touched_keys(events)
         cache = self._cache_for(cur, sfx)
         fold = Fold()
-        missing_tenants: list[str] = []
-        for tenant in keys.tenants:
-            found = cache.status.get(tenant)
-            if found is not None:
-                fold.status[tenant] = found
-            elif not cache.status_complete:
-                missing_tenants.append(tenant)
-        if missing_tenants:
-            self._load_status(cur, sfx, missing_tenants, fold.status)
-        missing_attempts: list[AttemptKey] = []
-        for key in keys.attempts:
-            attempt = cache.attempts.get(key)
-            if attempt is not None:
-                fold.attempts[key] = attempt
-            elif not cache.attempts_complete:
-                missing_attempts.append(key)
-        if missing_attempts:
+        if missing := _from_cache(keys.tenants, cache.status, cache.status_complete, fold.status):
+            self._load_status(cur, sfx, missing, fold.status)
+        if missing_attempts := _from_cache(
+            keys.attempts, cache.attempts, cache.attempts_complete, fold.attempts
+        ):
             self._load_attempts(cur, sfx, missing_attempts, fold.attempts)
-        missing_counts: list[CountKey] = []
-        for count_key in keys.counts:
-            count = cache.counts.get(count_key)
-            if count is not None:
-                fold.counts[count_key] = count
-            elif not cache.counts_complete:
-                missing_counts.append(count_key)
-        if missing_counts:
+        if missing_counts := _from_cache(
+            keys.counts, cache.counts, cache.counts_complete, fold.counts
+        ):
             self._load_counts(cur, sfx, missing_counts, fold.counts)
         return fold
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import os
 import time
@@ -11,11 +9,12 @@ from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from functools import partial
-from typing import Final
 
 import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute, SocketStream
+
+from actors.telegram import parse_login_url
 
 from ._connection import Connection
 from ._endpoint import DataCentre
@@ -27,7 +26,6 @@ from ._state import KeyRef, SimState
 __all__ = ["SimStatistics", "Simulator"]
 
 _log = logging.getLogger(__name__)
-_URL_PREFIX: Final = "tg://login?token="
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,10 +232,7 @@ def _token_from(url: str | None, token: bytes | None) -> bytes:
     if token is not None:
         return token
     assert url is not None  # noqa: S101 - narrowed above
-    if not url.startswith(_URL_PREFIX):
-        raise SimulatorError(f"not a login URL (expected {_URL_PREFIX}...)")
-    encoded = url.removeprefix(_URL_PREFIX)
     try:
-        return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
-    except (binascii.Error, ValueError) as exc:
-        raise SimulatorError("the login URL's token is not base64url") from exc
+        return parse_login_url(url)
+    except ValueError as exc:
+        raise SimulatorError(f"bad login URL: {exc}") from exc

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from ._urls import login_url, parse_login_url
 from .fake import FakeStatistics, FakeTelegram, ScanError
 from .port import (
     ExportResult,
@@ -43,4 +44,6 @@ __all__ = [
     "TelegramUnavailableError",
     "TokenExpiredError",
     "TokenInvalidError",
+    "login_url",
+    "parse_login_url",
 ]

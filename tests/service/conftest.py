@@ -21,6 +21,20 @@ from actors.natsserver import NatsServer
 from actors.service import RunningService, run_service
 
 
+async def stored_events(nc: Client, tenant: str) -> list[dict[str, Any]]:
+    """Every stored event of ``tenant``, read from the stream in order (leader reads)."""
+    js = nc.jetstream()
+    out: list[dict[str, Any]] = []
+    seq = 1
+    while True:
+        try:
+            msg = await js.get_msg("TGQR_EVENTS", seq=seq, subject=f"tgqr.evt.{tenant}", next=True)
+        except nats.js.errors.NotFoundError:
+            return out
+        out.append(json.loads(msg.data or b"{}"))
+        seq = (msg.seq or 0) + 1
+
+
 @dataclass
 class Driver:
     """A user's application: commands, events and the simulator's phone over NATS."""
@@ -46,18 +60,7 @@ class Driver:
 
     async def events(self, tenant: str) -> list[dict[str, Any]]:
         """Every stored event of ``tenant`` (from the stream, in order)."""
-        js = self.nc.jetstream()
-        out: list[dict[str, Any]] = []
-        seq = 1
-        while True:
-            try:
-                msg = await js.get_msg(
-                    "TGQR_EVENTS", seq=seq, subject=f"tgqr.evt.{tenant}", next=True
-                )
-            except nats.js.errors.NotFoundError:
-                return out
-            out.append(json.loads(msg.data or b"{}"))
-            seq = (msg.seq or 0) + 1
+        return await stored_events(self.nc, tenant)
 
     async def wait_for(self, tenant: str, kind: str, within_s: float = 20) -> dict[str, Any]:
         """Wait until ``tenant``'s log holds an event of type ``kind``; return the latest."""

@@ -21,17 +21,20 @@ from actors.natsserver import NatsServer, start_nats_server
 from events.jetstream import JetStreamEventLog
 from events.verify import verify_log
 
+from .conftest import stored_events
+
 pytestmark = pytest.mark.anyio
 
 
 class Up:
-    """``tgqr up`` in a child process against the test's nats-server."""
+    """``tgqr up`` in a child process: against ``url``, or its own embedded nats-server."""
 
-    def __init__(self, url: str, data: Path) -> None:
+    def __init__(self, url: str | None, data: Path) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TGQR_", "OTEL_"))}
         env |= {"TGQR_THROTTLE_MS": "0-0", "TGQR_LOG_LEVEL": "WARNING"}
+        nats_args = ["--nats", url] if url is not None else []
         self.proc = subprocess.Popen(  # noqa: S603 - our own CLI
-            [sys.executable, "-m", "actors.cli", "up", "--nats", url, "--data", str(data)],
+            [sys.executable, "-m", "actors.cli", "up", *nats_args, "--data", str(data)],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env=env,
@@ -84,26 +87,13 @@ async def request(nc: Client, subject: str, body: dict[str, Any]) -> dict[str, A
     return reply
 
 
-async def events_of(nc: Client, tenant: str) -> list[dict[str, Any]]:
-    js = nc.jetstream()
-    out: list[dict[str, Any]] = []
-    seq = 1
-    while True:
-        try:
-            msg = await js.get_msg("TGQR_EVENTS", seq=seq, subject=f"tgqr.evt.{tenant}", next=True)
-        except nats.js.errors.NotFoundError:
-            return out
-        out.append(json.loads(msg.data or b"{}"))
-        seq = (msg.seq or 0) + 1
-
-
 async def until(nc: Client, tenant: str, kind: str, count: int = 1) -> list[dict[str, Any]]:
     """Wait until the tenant's log holds ``count`` events of type ``kind``."""
     sub = await nc.subscribe(f"tgqr.evt.{tenant}")
     try:
         with anyio.fail_after(30):
             while True:
-                events = await events_of(nc, tenant)
+                events = await stored_events(nc, tenant)
                 if sum(e["type"] == kind for e in events) >= count:
                     return events
                 await sub.next_msg(timeout=None)
@@ -196,16 +186,7 @@ async def test_nats_server_restart_mid_login(up_factory: Any, tmp_path: Path) ->
 async def test_embedded_nats_server_stops_with_the_service(tmp_path: Path) -> None:
     """Without --nats, `tgqr up` starts nats-server itself and stops it on SIGTERM."""
     data = tmp_path / "embedded"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TGQR_", "OTEL_"))}
-    proc = subprocess.Popen(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "actors.cli", "up", "--data", str(data)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=env,
-        cwd=Path(__file__).resolve().parents[2],
-    )
-    up = Up.__new__(Up)
-    up.proc = proc
+    up = Up(None, data)
     try:
         await up.ready()
         url = (data / "nats.url").read_text().strip()
@@ -214,7 +195,7 @@ async def test_embedded_nats_server_stops_with_the_service(tmp_path: Path) -> No
         await nc.close()
         children = _nats_servers_using(data)
         assert children
-        proc.send_signal(signal.SIGTERM)
+        up.proc.send_signal(signal.SIGTERM)
         assert await up.wait(10) == 0
         assert _nats_servers_using(data) == []
         assert not (data / "nats.url").exists()
