@@ -32,14 +32,14 @@ from .catalogue import (
     Scanned,
 )
 from .chain import MAC_HEADER, ChainKey, Head, Sealed, seal
-from .codec import decode_event, encode_event
+from .codec import current_json, decode_event, encode_event
 from .errors import (
     ConcurrencyConflictError,
     EventLogError,
     EventLogUnavailableError,
     UndecodableEventError,
 )
-from .log import ChainedLog, EventLog, Record, Undecodable
+from .log import MAX_CHUNK, ChainedLog, EventLog, Record, StoredMessage, Undecodable, decode_stored
 from .memory import MemoryEventLog
 from .verify import ChainBreak, ChainVerifier, VerifyReport, verify_log
 
@@ -48,6 +48,7 @@ __all__ = [
     "EVENT_SUBJECT_WILDCARD",
     "EVENT_TYPES",
     "MAC_HEADER",
+    "MAX_CHUNK",
     "SCHEMA_VERSION",
     "ActorRestarted",
     "Authorized",
@@ -76,10 +77,13 @@ __all__ = [
     "Record",
     "Scanned",
     "Sealed",
+    "StoredMessage",
     "Undecodable",
     "UndecodableEventError",
     "VerifyReport",
+    "current_json",
     "decode_event",
+    "decode_stored",
     "encode_event",
     "event_subject",
     "seal",

@@ -15,7 +15,7 @@ import msgspec
 from .catalogue import EVENT_TYPES, SCHEMA_VERSION, Event
 from .errors import UndecodableEventError
 
-__all__ = ["UPCASTERS", "decode_event", "encode_event"]
+__all__ = ["UPCASTERS", "current_json", "decode_event", "encode_event"]
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -53,6 +53,25 @@ def decode_event(
     if event.v == SCHEMA_VERSION:
         return event
     return _decode_slow(data, seq, subject, upcasters, "")
+
+
+def current_json(data: bytes, *, seq: int = 0, subject: str = "") -> bytes:
+    """``data`` as one line of current-schema JSON, for readers of the raw JSON (the
+    projection store): ``data`` itself when it already is (the common case, no copy), else
+    the decoded, upcast event re-encoded. It passes exactly what :func:`decode_event` passes.
+
+    Raises:
+        UndecodableEventError: as :func:`decode_event`.
+    """
+    try:
+        event: Event = _decoder.decode(data)
+    except msgspec.DecodeError as typed_error:
+        return encode_event(_decode_slow(data, seq, subject, None, str(typed_error)))
+    if event.v != SCHEMA_VERSION:
+        return encode_event(_decode_slow(data, seq, subject, None, ""))
+    if b"\n" in data:  # JSON whitespace may hold newlines; the encoder never writes one
+        return encode_event(event)
+    return data
 
 
 def _decode_slow(

@@ -8,7 +8,6 @@ see reference/jetstream.md). Timeouts and 503s are retried with the same Msg-Id.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Final
 
 import anyio
@@ -23,9 +22,16 @@ from ._tenant import (
     tenant_of_subject,
 )
 from .chain import MAC_HEADER, ChainKey, Head, Sealed
-from .codec import decode_event
-from .errors import EventLogUnavailableError, UndecodableEventError
-from .log import ChainedLog, Record, Undecodable, WrongLastSequenceError
+from .errors import EventLogUnavailableError
+from .log import (
+    MAX_CHUNK,
+    ChainedLog,
+    Record,
+    StoredMessage,
+    Undecodable,
+    WrongLastSequenceError,
+    decode_stored,
+)
 
 __all__ = ["STREAM", "JetStreamEventLog", "ensure_stream"]
 
@@ -132,32 +138,31 @@ class JetStreamEventLog(ChainedLog):
                 return out
             except _RETRYABLE as exc:
                 raise EventLogUnavailableError(f"read of {tenant!r} failed: {exc!r}") from exc
-            item = _to_record(
-                int(msg.seq or 0), msg.subject or subject, msg.data or b"", msg.headers, msg.time
-            )
+            stored_ns = int(msg.time.timestamp() * 1e9) if msg.time else 0
+            mac = (msg.headers or {}).get(MAC_HEADER, "")
+            item = decode_stored(
+                StoredMessage(int(msg.seq or 0), msg.subject or subject, msg.data or b"", mac,
+                              stored_ns)
+            )  # fmt: skip
             if isinstance(item, Undecodable):
                 raise item.error
             out.append(item)
             seq = item.seq + 1
 
-    async def read_all(
+    async def read_chunks(
         self, start: int = 1, *, follow: bool = False
-    ) -> AsyncIterator[Record | Undecodable]:
+    ) -> AsyncIterator[list[StoredMessage]]:
         end = await self.last_seq()
         if not follow and end < start:
             return
         # nats-py's next_msg() and message iterator spawn a task per message, a third of
         # the read rate; its per-subscription loop hands messages to a callback without one.
-        # The callback only moves them into our own stream; everything else happens here.
-        send, receive = anyio.create_memory_object_stream[Msg](4096)
-
-        async def deliver(msg: Msg) -> None:
-            await send.send(msg)
-
+        # The callback only files each message in the inbox; the chunks are handed out here.
+        inbox = _Inbox()
         sub = await self._js.subscribe(
             EVENT_SUBJECT_WILDCARD,
             stream=self._stream,
-            cb=deliver,
+            cb=inbox.deliver,
             ordered_consumer=True,
             config=api.ConsumerConfig(
                 deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
@@ -167,27 +172,21 @@ class JetStreamEventLog(ChainedLog):
             pending_bytes_limit=-1,
         )
         try:
-            with receive:
-                while True:
-                    try:
-                        msg = receive.receive_nowait()
-                    except anyio.WouldBlock:
-                        msg = None
-                        with anyio.move_on_after(None if follow else self._timeout):
-                            msg = await receive.receive()
-                    if msg is None:
-                        # Nothing arrived although messages up to `end` exist: deleted.
-                        if await self.last_seq() <= end:
-                            return
-                        continue
-                    seq, stored_at = _position(msg)
-                    yield _to_record(seq, msg.subject, msg.data, msg.headers, stored_at)
-                    if not follow and seq >= end:
-                        return
+            while True:
+                chunk = inbox.take()
+                if not chunk:
+                    with anyio.move_on_after(None if follow else self._timeout):
+                        await inbox.wait()
+                    if inbox.empty() and not follow and await self.last_seq() <= end:
+                        return  # nothing arrived although messages up to `end` exist: deleted
+                    continue
+                if not follow and chunk[-1].seq >= end:
+                    yield [message for message in chunk if message.seq <= end]
+                    return
+                yield chunk
         finally:
             with anyio.CancelScope(shield=True):
                 await sub.unsubscribe()
-                send.close()
 
     async def head(self, tenant: str) -> Head:
         subject = event_subject(tenant)
@@ -217,8 +216,48 @@ class JetStreamEventLog(ChainedLog):
         return sorted(found)
 
 
-def _position(msg: Msg) -> tuple[int, datetime]:
-    """Stream sequence and store time of a consumer message, read off its ack subject.
+class _Inbox:
+    """Messages delivered by the subscription callback and not yet taken by the reader.
+
+    The callback blocks (which holds back nats-py's delivery loop, not the connection) while
+    :data:`MAX_CHUNK` messages wait, so a slow reader bounds its own buffer.
+    """
+
+    def __init__(self) -> None:
+        self._messages: list[StoredMessage] = []
+        self._arrived = anyio.Event()
+        self._space = anyio.Event()
+
+    async def deliver(self, msg: Msg) -> None:
+        seq, stored_ns = _position(msg)
+        mac = msg.headers.get(MAC_HEADER, "") if msg.headers else ""
+        messages = self._messages
+        messages.append(StoredMessage(seq, msg.subject, msg.data, mac, stored_ns))
+        if len(messages) == 1:
+            self._arrived.set()
+        while len(self._messages) >= MAX_CHUNK:
+            self._space = anyio.Event()
+            await self._space.wait()
+
+    def empty(self) -> bool:
+        return not self._messages
+
+    def take(self) -> list[StoredMessage]:
+        """Everything delivered so far (possibly nothing); frees the callback."""
+        taken, self._messages = self._messages, []
+        if taken:
+            self._space.set()
+        return taken
+
+    async def wait(self) -> None:
+        """Until something is delivered."""
+        if not self._messages:
+            self._arrived = anyio.Event()
+            await self._arrived.wait()
+
+
+def _position(msg: Msg) -> tuple[int, int]:
+    """Stream sequence and store time (ns) of a consumer message, read off its ack subject.
 
     ``msg.metadata`` parses the same subject into several objects per message, which costs
     a third of the read rate; this reads the two fields the log needs. Ack subjects are
@@ -227,11 +266,11 @@ def _position(msg: Msg) -> tuple[int, datetime]:
     """
     tokens = msg.reply.split(".")
     if len(tokens) == 9:
-        return int(tokens[5]), datetime.fromtimestamp(int(tokens[7]) / 1e9, UTC)
+        return int(tokens[5]), int(tokens[7])
     if len(tokens) >= 11:
-        return int(tokens[7]), datetime.fromtimestamp(int(tokens[9]) / 1e9, UTC)
+        return int(tokens[7]), int(tokens[9])
     meta = msg.metadata
-    return meta.sequence.stream, meta.timestamp
+    return meta.sequence.stream, int(meta.timestamp.timestamp() * 1e9)
 
 
 def _actual_from(description: str | None) -> int | None:
@@ -241,17 +280,3 @@ def _actual_from(description: str | None) -> int | None:
         if tail.isdigit():
             return int(tail)
     return None
-
-
-def _to_record(
-    seq: int, subject: str, data: bytes, headers: dict[str, str] | None, stored_at: object
-) -> Record | Undecodable:
-    mac = (headers or {}).get(MAC_HEADER, "")
-    try:
-        tenant = tenant_of_subject(subject)
-        event = decode_event(data, seq=seq, subject=subject)
-    except UndecodableEventError as exc:
-        return Undecodable(seq, subject, data, mac, exc)
-    except ValueError as exc:
-        return Undecodable(seq, subject, data, mac, UndecodableEventError(seq, subject, str(exc)))
-    return Record(seq, tenant, event, mac, data, stored_at)  # type: ignore[arg-type]

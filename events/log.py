@@ -11,14 +11,51 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Final
 
-from ._tenant import event_subject
+import msgspec
+
+from ._tenant import event_subject, tenant_of_subject
 from .catalogue import Event
 from .chain import ChainKey, Head, Sealed, seal
+from .codec import decode_event
 from .errors import ConcurrencyConflictError, UndecodableEventError
 
-__all__ = ["ChainedLog", "EventLog", "Record", "Undecodable", "WrongLastSequenceError"]
+__all__ = [
+    "MAX_CHUNK",
+    "ChainedLog",
+    "EventLog",
+    "Record",
+    "StoredMessage",
+    "Undecodable",
+    "WrongLastSequenceError",
+    "decode_stored",
+]
+
+MAX_CHUNK: Final = 4096
+"""The most messages one :meth:`EventLog.read_chunks` chunk holds (it bounds the buffer)."""
+
+
+class StoredMessage(msgspec.Struct, frozen=True, gc=False):
+    """One message as the log stores it, not decoded: what bulk readers (the projector) take.
+
+    ``stored_ns`` is the store's timestamp in nanoseconds since the epoch (0 if unknown).
+    A msgspec Struct because readers build one per message on their hottest path.
+    """
+
+    seq: int
+    subject: str
+    data: bytes
+    mac: str
+    stored_ns: int = 0
+
+    @property
+    def stored_at(self) -> datetime | None:
+        """``stored_ns`` as an aware UTC datetime (None if unknown)."""
+        if not self.stored_ns:
+            return None
+        return datetime.fromtimestamp(self.stored_ns / 1e9, UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +79,19 @@ class Undecodable:
     data: bytes
     mac: str
     error: UndecodableEventError
+
+
+def decode_stored(message: StoredMessage) -> Record | Undecodable:
+    """Decode one stored message: a :class:`Record`, or :class:`Undecodable` saying why."""
+    seq, subject, data, mac = message.seq, message.subject, message.data, message.mac
+    try:
+        tenant = tenant_of_subject(subject)
+        event = decode_event(data, seq=seq, subject=subject)
+    except UndecodableEventError as exc:
+        return Undecodable(seq, subject, data, mac, exc)
+    except ValueError as exc:
+        return Undecodable(seq, subject, data, mac, UndecodableEventError(seq, subject, str(exc)))
+    return Record(seq, tenant, event, mac, data, message.stored_at)
 
 
 class WrongLastSequenceError(Exception):
@@ -75,14 +125,23 @@ class EventLog(abc.ABC):
         """
 
     @abc.abstractmethod
-    def read_all(
+    def read_chunks(
         self, start: int = 1, *, follow: bool = False
-    ) -> AsyncIterator[Record | Undecodable]:
-        """Every message from stream sequence ``start`` on, in stream order.
+    ) -> AsyncIterator[list[StoredMessage]]:
+        """Every message from stream sequence ``start`` on, undecoded, in stream order, in
+        non-empty chunks of whatever has arrived (at most :data:`MAX_CHUNK` messages each).
 
         Without ``follow`` it stops at the last message stored when it began; with ``follow``
         it keeps waiting for new ones until cancelled.
         """
+
+    async def read_all(
+        self, start: int = 1, *, follow: bool = False
+    ) -> AsyncIterator[Record | Undecodable]:
+        """:meth:`read_chunks`, decoded one message at a time."""
+        async for chunk in self.read_chunks(start, follow=follow):
+            for message in chunk:
+                yield decode_stored(message)
 
     @abc.abstractmethod
     async def head(self, tenant: str) -> Head:

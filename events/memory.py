@@ -9,9 +9,15 @@ import anyio
 
 from ._tenant import event_subject, tenant_of_subject, validate_tenant
 from .chain import ChainKey, Head, Sealed
-from .codec import decode_event
-from .errors import UndecodableEventError
-from .log import ChainedLog, Record, Undecodable, WrongLastSequenceError
+from .log import (
+    MAX_CHUNK,
+    ChainedLog,
+    Record,
+    StoredMessage,
+    Undecodable,
+    WrongLastSequenceError,
+    decode_stored,
+)
 
 __all__ = ["MemoryEventLog"]
 
@@ -44,19 +50,9 @@ class MemoryEventLog(ChainedLog):
         self._changed = anyio.Event()
         return seq
 
-    def _record(self, seq: int) -> Record | Undecodable:
+    def _stored(self, seq: int) -> StoredMessage:
         subject, data, mac, _, stored_at = self._messages[seq - 1]
-        try:
-            event = decode_event(data, seq=seq, subject=subject)
-            tenant = tenant_of_subject(subject)
-        except (UndecodableEventError, ValueError) as exc:
-            error = (
-                exc
-                if isinstance(exc, UndecodableEventError)
-                else UndecodableEventError(seq, subject, str(exc))
-            )
-            return Undecodable(seq, subject, data, mac, error)
-        return Record(seq, tenant, event, mac, data, stored_at)
+        return StoredMessage(seq, subject, data, mac, int(stored_at.timestamp() * 1e9))
 
     async def read_tenant(self, tenant: str, after: int = 0) -> list[Record]:
         subject = event_subject(tenant)
@@ -64,21 +60,23 @@ class MemoryEventLog(ChainedLog):
         for seq in range(after + 1, len(self._messages) + 1):
             if self._messages[seq - 1][0] != subject:
                 continue
-            item = self._record(seq)
+            item = decode_stored(self._stored(seq))
             if isinstance(item, Undecodable):
                 raise item.error
             out.append(item)
         return out
 
-    async def read_all(
+    async def read_chunks(
         self, start: int = 1, *, follow: bool = False
-    ) -> AsyncIterator[Record | Undecodable]:
+    ) -> AsyncIterator[list[StoredMessage]]:
         seq = max(start, 1)
         end = len(self._messages)
         while True:
-            while seq <= (len(self._messages) if follow else end):
-                yield self._record(seq)
-                seq += 1
+            last = min(len(self._messages) if follow else end, seq + MAX_CHUNK - 1)
+            if seq <= last:
+                yield [self._stored(s) for s in range(seq, last + 1)]
+                seq = last + 1
+                continue
             if not follow:
                 return
             await self._changed.wait()

@@ -1,18 +1,18 @@
 """tgqr projections: the DuckDB projector, status and metrics views, queries, rebuild.
 
 Depends on :mod:`events` only. Only :mod:`projections.store` imports duckdb and only
-:mod:`projections.queries` imports nats; :mod:`projections.fold`, :mod:`projections.metrics`
+:mod:`projections.queries` imports nats; :mod:`projections.sql`, :mod:`projections.metrics`
 and :mod:`projections.render` are pure.
 """
 
 from __future__ import annotations
 
 from .errors import ProjectionError, ProjectionStoreError
-from .fold import STATES, Fold, LoginAttempt, TenantStatus
 from .metrics import DEFAULT_WINDOW_S, METRIC_KEYS
 from .projector import Projector, ProjectorStatistics, RebuildResult, open_projector
 from .queries import QUERY_PREFIX, serve_queries
 from .render import render_metrics, render_status
+from .sql import STATES
 from .store import FaultHook, ProjectionStore
 
 __all__ = [
@@ -21,15 +21,12 @@ __all__ = [
     "QUERY_PREFIX",
     "STATES",
     "FaultHook",
-    "Fold",
-    "LoginAttempt",
     "ProjectionError",
     "ProjectionStore",
     "ProjectionStoreError",
     "Projector",
     "ProjectorStatistics",
     "RebuildResult",
-    "TenantStatus",
     "open_projector",
     "render_metrics",
     "render_status",

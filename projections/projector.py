@@ -1,9 +1,13 @@
 """The projector: follows the event log into the DuckDB tables, batch by batch.
 
-Two tasks overlap: the reader pulls ``EventLog.read_all(checkpoint + 1, follow=True)`` into a
-bounded buffer while the writer folds and commits the previous batch in a worker thread
+Two tasks overlap: the reader pulls ``EventLog.read_chunks(checkpoint + 1, follow=True)`` (raw
+messages, decoded by nobody but the store) into a bounded buffer while the writer folds and
+commits the previous batch in a worker thread
 (one transaction per batch, checkpoint included: a crash anywhere neither double-counts nor
-skips). A batch is up to ``max_batch`` events or what arrived within ``max_delay`` seconds.
+skips). A batch is up to ``max_batch`` events or what arrived within ``max_delay`` seconds;
+with a backlog (more than ``max_batch`` waiting: catching up, or a burst) it takes up to
+``backlog_batch``. DuckDB statements cost milliseconds however few rows they touch, so
+1000-event transactions would cap catch-up at ~16k events/s; 20k-event ones reach ~85k.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import anyio
 import anyio.abc
 from anyio import to_thread
 
-from events import EventLog, Record, Undecodable
+from events import EventLog, StoredMessage
 
 from .metrics import DEFAULT_WINDOW_S
 from .store import REBUILD, FaultHook, ProjectionStore
@@ -29,7 +33,6 @@ from .store import REBUILD, FaultHook, ProjectionStore
 __all__ = ["Projector", "ProjectorStatistics", "RebuildResult", "open_projector"]
 
 Clock = Callable[[], datetime]
-Item = Record | Undecodable
 
 
 def _utcnow() -> datetime:
@@ -68,6 +71,7 @@ class Projector:
 
     ``fault`` is a test hook handed to :meth:`ProjectionStore.apply_batch` (see
     :data:`projections.store.FaultHook`); ``clock`` gives "now" for metrics windows and lag.
+    Batches: see the module docstring; at most ``max_buffered`` events wait in memory.
     """
 
     def __init__(
@@ -78,20 +82,22 @@ class Projector:
         clock: Clock = _utcnow,
         max_batch: int = 1000,
         max_delay: float = 0.1,
-        max_buffered: int = 20_000,
+        backlog_batch: int = 20_000,
+        max_buffered: int = 40_000,
         fault: FaultHook | None = None,
     ) -> None:
-        if max_batch < 1 or max_buffered < max_batch:
-            raise ValueError("need 1 <= max_batch <= max_buffered")
+        if not 1 <= max_batch <= backlog_batch <= max_buffered:
+            raise ValueError("need 1 <= max_batch <= backlog_batch <= max_buffered")
         self._log = log
         self._store = store
         self._clock = clock
         self._max_batch = max_batch
+        self._backlog_batch = backlog_batch
         self._max_delay = max_delay
         self._max_buffered = max_buffered
         self._fault = fault
-        self._buffer: list[Item] = []
-        self._in_flight: list[Item] = []
+        self._buffer: list[StoredMessage] = []
+        self._in_flight: list[StoredMessage] = []
         self._grown = anyio.Event()
         self._space = anyio.Event()
         self._progress = anyio.Event()
@@ -141,12 +147,12 @@ class Projector:
             await self._write()
 
     async def _read(self, start: int) -> None:
-        async for item in self._log.read_all(start, follow=True):
+        async for chunk in self._log.read_chunks(start, follow=True):
             buffer = self._buffer
-            buffer.append(item)
-            self._last_seen = item.seq
-            size = len(buffer)
-            if size == 1 or size >= self._max_batch:
+            before = len(buffer)
+            buffer.extend(chunk)
+            self._last_seen = chunk[-1].seq
+            if before == 0 or len(buffer) >= self._max_batch:
                 self._grown.set()
             while len(buffer) >= self._max_buffered:
                 self._space = anyio.Event()
@@ -163,8 +169,9 @@ class Projector:
             if len(self._buffer) < self._max_batch:
                 with anyio.move_on_after(self._max_delay):
                     await self._wait_for_size(self._max_batch)
-            batch = self._in_flight = self._buffer[: self._max_batch]
-            del self._buffer[: self._max_batch]
+            size = self._max_batch if len(self._buffer) <= self._max_batch else self._backlog_batch
+            batch = self._in_flight = self._buffer[:size]
+            del self._buffer[:size]
             self._space.set()
             async with self._apply_lock:
                 result = await to_thread.run_sync(
@@ -216,7 +223,7 @@ class Projector:
         lag_s = 0.0
         if lag_events:
             pending = self._in_flight or self._buffer
-            oldest = next((i.stored_at for i in pending if isinstance(i, Record)), None)
+            oldest = pending[0].stored_at if pending else None
             oldest = oldest or info.stored_at
             if oldest is not None:
                 lag_s = max(0.0, (self._clock() - oldest).total_seconds())
@@ -265,17 +272,17 @@ class Projector:
     async def _replay(self, start: int) -> tuple[int, int]:
         """Fold the log from ``start`` to its current end into the rebuild tables, reading
         the next batch while the previous one is written. Returns (checkpoint, events)."""
-        send, receive = anyio.create_memory_object_stream[list[Item]](2)
+        send, receive = anyio.create_memory_object_stream[list[StoredMessage]](2)
         done = (start - 1, 0)
 
         async def read() -> None:
             async with send:
-                batch: list[Item] = []
-                async for item in self._log.read_all(start):
-                    batch.append(item)
-                    if len(batch) >= self._max_batch:
-                        await send.send(batch)
-                        batch = []
+                batch: list[StoredMessage] = []
+                async for chunk in self._log.read_chunks(start):
+                    batch += chunk
+                    while len(batch) >= self._backlog_batch:
+                        await send.send(batch[: self._backlog_batch])
+                        del batch[: self._backlog_batch]
                 if batch:
                     await send.send(batch)
 

@@ -23,8 +23,10 @@ from events import (
     PasswordRejected,
     PasswordRequired,
     QrIssued,
-    Record,
     Scanned,
+    StoredMessage,
+    encode_event,
+    event_subject,
 )
 from events.chain import Head
 
@@ -124,10 +126,16 @@ def interleave(per_tenant: Sequence[list[Event]], order: Sequence[int]) -> list[
     return out
 
 
-def as_records(events: Sequence[Event], *, first_seq: int = 1) -> list[Record]:
-    """Records without a log (MACs are irrelevant to the projections)."""
+def as_stored(events: Sequence[Event], *, first_seq: int = 1) -> list[StoredMessage]:
+    """Stored messages without a log (MACs are irrelevant to the projections)."""
     return [
-        Record(first_seq + i, event.tenant, event, "", b"", event.at)
+        StoredMessage(
+            first_seq + i,
+            event_subject(event.tenant),
+            encode_event(event),
+            "",
+            int(event.at.timestamp() * 1e9),
+        )
         for i, event in enumerate(events)
     ]
 
@@ -165,3 +173,42 @@ def histories(draw: st.DrawFn) -> list[Event]:
     ]
     order = draw(st.lists(st.integers(0, 3), max_size=200))
     return interleave(per_tenant, order)
+
+
+_ANY_TENANT = st.sampled_from(["t0", "t1"])
+
+
+@st.composite
+def _any_event(draw: st.DrawFn, at: datetime) -> Event:
+    env: dict[str, Any] = {
+        "tenant": draw(_ANY_TENANT),
+        "attempt": draw(st.integers(1, 3)),
+        "at": at,
+    }
+    later = at + timedelta(seconds=30)
+    makers: list[Any] = [
+        lambda: LoginStarted(**env, deadline=later),
+        lambda: QrIssued(**env, url=f"tg://login?token={at.second}", expires_at=later,
+                         dc_id=draw(st.integers(1, 5))),
+        lambda: Scanned(**env),
+        lambda: PasswordRequired(**env),
+        lambda: PasswordRejected(**env, tries_left=1),
+        lambda: Authorized(**env, user_id=draw(st.integers(1, 9)), dc_id=2,
+                           session_fingerprint="f"),
+        lambda: Expired(**env),
+        lambda: LoginFailed(**env, reason=draw(st.sampled_from(["crashed", "flood_wait"]))),
+        lambda: LoginCancelled(**env),
+        lambda: LoggedOut(**env, reason="command"),
+        lambda: FloodWaited(**env, seconds=draw(st.integers(1, 60)), method="m"),
+        lambda: ActorRestarted(**env, restart=1, delay_s=0.5, error="x"),
+    ]  # fmt: skip
+    made: Event = draw(st.sampled_from(makers))()
+    return made
+
+
+@st.composite
+def arbitrary_histories(draw: st.DrawFn) -> list[Event]:
+    """Any events in any order (two tenants, three attempts): the rules' corner cases, such
+    as a QR during 2FA, a second ending, an attempt without a start, time going backwards."""
+    seconds = draw(st.lists(st.integers(0, 600), min_size=1, max_size=60))
+    return [draw(_any_event(T0 + timedelta(seconds=s, microseconds=7))) for s in seconds]

@@ -22,7 +22,7 @@ from events import (
     Scanned,
 )
 from projections import METRIC_KEYS, ProjectionStore
-from tests.projections._histories import T0, as_records
+from tests.projections._histories import T0, as_stored
 
 NOW = T0 + timedelta(hours=3)
 
@@ -77,7 +77,7 @@ def hand_built_log() -> list[Event]:
 @pytest.fixture
 def store(tmp_path: Path) -> Any:
     store = ProjectionStore.open(tmp_path / "m.duckdb")
-    store.apply_batch(as_records(hand_built_log()))
+    store.apply_batch(as_stored(hand_built_log()))
     yield store
     store.close()
 

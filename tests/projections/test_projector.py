@@ -51,8 +51,8 @@ def history() -> list[Event]:
 async def clean_dump(log: MemoryEventLog, path: Path) -> dict[str, list[Any]]:
     store = ProjectionStore.open(path)
     try:
-        items = [item async for item in log.read_all(1)]
-        store.apply_batch(items)
+        async for chunk in log.read_chunks(1):
+            store.apply_batch(chunk)
         return store.dump()
     finally:
         store.close()
@@ -79,7 +79,7 @@ async def test_crash_anywhere_then_restart_equals_clean_fold(tmp_path: Path, ste
     await fill(log, events)
     path = tmp_path / "p.duckdb"
     store = ProjectionStore.open(path)
-    projector = Projector(log, store, max_batch=7, fault=crash_at(step, 3))
+    projector = Projector(log, store, max_batch=7, backlog_batch=7, fault=crash_at(step, 3))
     with anyio.fail_after(10), pytest.raises(ExceptionGroup) as caught:
         async with anyio.create_task_group() as tg:
             await tg.start(projector.run)
@@ -90,7 +90,7 @@ async def test_crash_anywhere_then_restart_equals_clean_fold(tmp_path: Path, ste
 
     store = ProjectionStore.open(path)  # as after a process restart
     try:
-        restarted = await catch_up(log, store, max_batch=5)
+        restarted = await catch_up(log, store, max_batch=5, backlog_batch=5)
         assert restarted.statistics().applied_events == len(events) - expected_checkpoint
         assert store.dump() == await clean_dump(log, tmp_path / "clean.duckdb")
     finally:
@@ -152,7 +152,7 @@ async def test_rebuild_replays_into_fresh_tables_and_swaps(tmp_path: Path) -> No
     half = len(events) // 2
     await fill(log, events[:half])
     store = ProjectionStore.open(tmp_path / "p.duckdb")
-    projector = Projector(log, store, max_batch=9, max_delay=0.01)
+    projector = Projector(log, store, max_batch=9, backlog_batch=9, max_delay=0.01)
     try:
         with anyio.fail_after(10):
             async with anyio.create_task_group() as tg:

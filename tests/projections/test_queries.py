@@ -12,7 +12,7 @@ import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from events import ChainKey, Record, Undecodable
+from events import ChainKey, StoredMessage
 from events.jetstream import JetStreamEventLog, ensure_stream
 from projections import ProjectionStore, Projector, serve_queries
 from tests.projections._histories import T0, Script, tenant_events
@@ -23,21 +23,21 @@ KEY = ChainKey(b"k" * 32)
 
 
 class GatedLog(JetStreamEventLog):
-    """Holds a rebuild's full replay (``read_all`` without follow) until ``gate`` is set."""
+    """Holds a rebuild's full replay (``read_chunks`` without follow) until ``gate`` is set."""
 
     def __init__(self, js: JetStreamContext) -> None:
         super().__init__(js, KEY)
         self.entered = anyio.Event()
         self.gate = anyio.Event()
 
-    async def read_all(
+    async def read_chunks(
         self, start: int = 1, *, follow: bool = False
-    ) -> AsyncIterator[Record | Undecodable]:
+    ) -> AsyncIterator[list[StoredMessage]]:
         if not follow:
             self.entered.set()
             await self.gate.wait()
-        async for item in super().read_all(start, follow=follow):
-            yield item
+        async for chunk in super().read_chunks(start, follow=follow):
+            yield chunk
 
 
 async def ask(nc: Client, name: str, body: bytes | dict[str, Any] = b"") -> dict[str, Any]:

@@ -1,17 +1,12 @@
-"""The projection fold: events in, rows out. Pure: no IO, no clock, no database.
-
-A batch is folded into a :class:`Fold` that was first seeded with the rows already stored
-for the keys the batch touches (see :func:`touched_keys`), so the rows it returns are the
-exact last state per key: upserting them is the whole effect of the batch, and folding
-in batches of any size gives the same tables as one fold from sequence 1.
+"""The reference model of the projection: the rules of :mod:`projections.sql`, one event
+at a time, in plain Python. The store's set-based SQL must give the same rows
+(``test_fold.py``); nothing in the service uses this module.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Final
 
 from events import (
     ActorRestarted,
@@ -29,30 +24,7 @@ from events import (
     Scanned,
 )
 
-__all__ = [
-    "STATES",
-    "AttemptKey",
-    "CountKey",
-    "Fold",
-    "LoginAttempt",
-    "TenantStatus",
-    "TouchedKeys",
-    "minute_of",
-    "touched_keys",
-]
-
-STATES: Final = (
-    "idle",
-    "pending",
-    "scanned",
-    "password_required",
-    "authorized",
-    "expired",
-    "failed",
-    "cancelled",
-    "logged_out",
-)
-OUTCOMES: Final = ("authorized", "expired", "failed", "cancelled")
+__all__ = ["AttemptKey", "CountKey", "Fold", "LoginAttempt", "TenantStatus", "minute_of"]
 
 AttemptKey = tuple[str, int]
 CountKey = tuple[datetime, str, str]  # (minute, tenant, event type)
@@ -118,27 +90,6 @@ def _type_of(event: Event) -> str:
     return type(event).__name__
 
 
-@dataclass(frozen=True, slots=True)
-class TouchedKeys:
-    """The keys whose stored rows must be loaded before folding a batch."""
-
-    tenants: frozenset[str]
-    attempts: frozenset[AttemptKey]
-    counts: frozenset[CountKey]
-
-
-def touched_keys(events: Iterable[Event]) -> TouchedKeys:
-    """Every row key the fold of ``events`` may read or write."""
-    tenants: set[str] = set()
-    attempts: set[AttemptKey] = set()
-    counts: set[CountKey] = set()
-    for event in events:
-        tenants.add(event.tenant)
-        attempts.add((event.tenant, event.attempt))
-        counts.add((minute_of(event.at), event.tenant, _type_of(event)))
-    return TouchedKeys(frozenset(tenants), frozenset(attempts), frozenset(counts))
-
-
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:
     if start is None or end is None:
         return None
@@ -200,7 +151,6 @@ class Fold:
                 row.state = "scanned"
                 if attempt.scanned_at is None:
                     attempt.scanned_at = at
-                    attempt.time_to_scan_s = _seconds(attempt.started_at, at)
             case PasswordRequired() | PasswordRejected():
                 row.state = "password_required"
             case Authorized():
@@ -210,7 +160,6 @@ class Fold:
                 self._clear_qr(row)
                 attempt.user_id = event.user_id
                 attempt.authorized_at = at
-                attempt.time_to_authorize_s = _seconds(attempt.started_at, at)
                 self._end(attempt, "authorized", at)
             case Expired():
                 row.state = "expired"
@@ -235,6 +184,9 @@ class Fold:
             case ActorRestarted():
                 row.restarts += 1
                 attempt.restarts += 1
+
+        attempt.time_to_scan_s = _seconds(attempt.started_at, attempt.scanned_at)
+        attempt.time_to_authorize_s = _seconds(attempt.started_at, attempt.authorized_at)
 
     def _attempt(self, tenant: str, number: int) -> LoginAttempt:
         key = (tenant, number)
