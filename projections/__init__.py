@@ -12,14 +12,12 @@ from .metrics import DEFAULT_WINDOW_S, METRIC_KEYS
 from .projector import Projector, ProjectorStatistics, RebuildResult, open_projector
 from .queries import QUERY_PREFIX, serve_queries
 from .render import render_metrics, render_status
-from .sql import STATES
 from .store import FaultHook, ProjectionStore
 
 __all__ = [
     "DEFAULT_WINDOW_S",
     "METRIC_KEYS",
     "QUERY_PREFIX",
-    "STATES",
     "FaultHook",
     "ProjectionError",
     "ProjectionStore",

@@ -32,6 +32,7 @@ same rows as folding it whole. The rules, per event in sequence order:
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Final
 
 import msgspec
@@ -39,27 +40,15 @@ import msgspec
 __all__ = [
     "CLEARS_QR",
     "OUTCOME_OF",
-    "STATES",
     "STATE_AFTER",
     "TABLES",
+    "checkpoint_sql",
     "fold_sql",
     "schema_sql",
     "stage_sql",
 ]
 
 TABLES: Final = ("tenant_status", "login_attempts", "event_counts", "dead_letters", "checkpoint")
-
-STATES: Final = (
-    "idle",
-    "pending",
-    "scanned",
-    "password_required",
-    "authorized",
-    "expired",
-    "failed",
-    "cancelled",
-    "logged_out",
-)
 
 STATE_AFTER: Final = {
     "LoginStarted": "pending",
@@ -261,6 +250,17 @@ def _status_sql(sfx: str) -> str:
             FROM batch{sfx} GROUP BY tenant) b
         LEFT JOIN tenant_status{sfx} o ON o.tenant = b.tenant
     """  # noqa: S608
+
+
+def checkpoint_sql(sfx: str, seq: int, stored_at: datetime | None, applied: int) -> str:
+    """Move the checkpoint to ``seq`` (stored at ``stored_at``, naive UTC, if known) after
+    ``applied`` more messages. Literals, not parameters, so it can run in one call with the
+    fold (the values are ours: two integers and a timestamp)."""
+    at = f"TIMESTAMP '{stored_at.isoformat(sep=' ')}'" if stored_at else "stored_at"
+    return (
+        f"UPDATE checkpoint{sfx} SET seq = {int(seq)}, stored_at = {at}, "  # noqa: S608
+        f"applied = applied + {int(applied)} WHERE id = 1"
+    )
 
 
 def fold_sql(sfx: str) -> list[str]:

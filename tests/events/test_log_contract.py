@@ -12,6 +12,7 @@ import pytest
 
 from actors.natsserver import NatsServer
 from events import (
+    MAX_CHUNK,
     ChainKey,
     ConcurrencyConflictError,
     Event,
@@ -25,6 +26,7 @@ from events import (
     Scanned,
     Undecodable,
     UndecodableEventError,
+    decode_stored,
     event_subject,
 )
 from events.jetstream import JetStreamEventLog, ensure_stream
@@ -121,6 +123,29 @@ async def test_read_all_is_in_stream_order(log: EventLog) -> None:
     assert [i.seq for i in await collect(log, seqs[2])] == seqs[2:]
     assert await log.last_seq() == seqs[-1]
     assert await collect(log, seqs[-1] + 1) == []
+
+
+async def test_read_chunks_hands_out_stored_bytes_in_bounded_chunks(log: EventLog) -> None:
+    """read_chunks yields non-empty chunks of at most MAX_CHUNK undecoded messages: the
+    exact stored bytes, MAC and subject, store times, in stream order, garbage included;
+    without follow it ends at the last message stored when it began."""
+    events = [started("alice"), *(qr("alice", n) for n in range(MAX_CHUNK + 10))]
+    head = await log.append("alice", events[:1], Head())
+    await inject_raw(log, "alice", b"garbage")
+    await log.append("alice", events[1:], await log.head("alice"))
+    chunks = [chunk async for chunk in log.read_chunks(1)]
+    assert all(0 < len(chunk) <= MAX_CHUNK for chunk in chunks)
+    messages = [m for chunk in chunks for m in chunk]
+    assert [m.seq for m in messages] == list(range(1, len(events) + 2))
+    records = await log.read_tenant("alice", after=2)
+    assert [(m.data, m.mac) for m in messages[2:]] == [(r.data, r.mac) for r in records]
+    assert messages[0].mac == head.mac
+    assert (messages[1].subject, messages[1].data) == (event_subject("alice"), b"garbage")
+    assert all(m.stored_at is not None for m in messages)
+    assert isinstance(decode_stored(messages[1]), Undecodable)
+    assert [m.seq async for chunk in log.read_chunks(len(messages)) for m in chunk] == [
+        len(messages)
+    ]
 
 
 async def test_follow_yields_new_events(log: EventLog) -> None:
