@@ -46,13 +46,7 @@ def decode_event(
         UndecodableEventError: garbage, an unknown type, a newer schema version, or fields
             that do not fit; it names ``seq`` and ``subject``.
     """
-    try:
-        event: Event = _decoder.decode(data)
-    except msgspec.DecodeError as typed_error:
-        return _decode_slow(data, seq, subject, upcasters, str(typed_error))
-    if event.v == SCHEMA_VERSION:
-        return event
-    return _decode_slow(data, seq, subject, upcasters, "")
+    return _decode(data, seq, subject, upcasters)[0]
 
 
 def current_json(data: bytes, *, seq: int = 0, subject: str = "") -> bytes:
@@ -63,15 +57,28 @@ def current_json(data: bytes, *, seq: int = 0, subject: str = "") -> bytes:
     Raises:
         UndecodableEventError: as :func:`decode_event`.
     """
+    event, as_stored = _decode(data, seq, subject, None)
+    # JSON whitespace may hold newlines; the encoder never writes one.
+    if as_stored and b"\n" not in data:
+        return data
+    return encode_event(event)
+
+
+def _decode(
+    data: bytes,
+    seq: int,
+    subject: str,
+    upcasters: dict[tuple[str, int], Upcaster] | None,
+) -> tuple[Event, bool]:
+    """The event, and whether ``data`` already was it at the current schema (typed fast
+    path); else it went through :func:`_decode_slow` (upcasting, lenient conversion)."""
     try:
         event: Event = _decoder.decode(data)
     except msgspec.DecodeError as typed_error:
-        return encode_event(_decode_slow(data, seq, subject, None, str(typed_error)))
-    if event.v != SCHEMA_VERSION:
-        return encode_event(_decode_slow(data, seq, subject, None, ""))
-    if b"\n" in data:  # JSON whitespace may hold newlines; the encoder never writes one
-        return encode_event(event)
-    return data
+        return _decode_slow(data, seq, subject, upcasters, str(typed_error)), False
+    if event.v == SCHEMA_VERSION:
+        return event, True
+    return _decode_slow(data, seq, subject, upcasters, ""), False
 
 
 def _decode_slow(

@@ -10,7 +10,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from events import EVENT_TYPES, SCHEMA_VERSION, UndecodableEventError, decode_event, encode_event
+from events import (
+    EVENT_TYPES,
+    SCHEMA_VERSION,
+    UndecodableEventError,
+    current_json,
+    decode_event,
+    encode_event,
+)
 from events.catalogue import EventBase
 
 tenants = st.from_regex(r"[A-Za-z0-9_-]{1,64}", fullmatch=True)
@@ -124,3 +131,25 @@ def test_bad_data_is_a_typed_error_naming_the_sequence(data: bytes, why: str) ->
         decode_event(data, seq=77, subject="tgqr.evt.a")
     assert info.value.seq == 77
     assert "77" in str(info.value)
+
+
+@given(any_event)
+def test_current_json_passes_current_bytes_through_and_rewrites_the_rest(
+    event: EventBase,
+) -> None:
+    """Current-schema bytes come back as they are; the same event pretty-printed over
+    several lines, or with a field in a lenient form, comes back as one canonical line."""
+    data = encode_event(event)  # type: ignore[arg-type]
+    assert current_json(data) is data
+    pretty = msgspec.json.format(data, indent=2)
+    assert b"\n" in pretty
+    assert current_json(pretty) == data
+    lenient = msgspec.json.encode({**msgspec.json.decode(data), "attempt": str(event.attempt)})
+    assert current_json(lenient) == data
+
+
+def test_current_json_refuses_what_decode_event_refuses() -> None:
+    """Garbage raises the same typed error as decode_event, naming the sequence."""
+    with pytest.raises(UndecodableEventError, match="unknown event type") as info:
+        current_json(b'{"type":"Nope"}', seq=5, subject="tgqr.evt.a")
+    assert info.value.seq == 5
