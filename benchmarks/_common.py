@@ -9,7 +9,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from actors.natsserver import NatsServer, start_nats_server
+from actors.service import NatsServer, start_nats_server
 
 __all__ = ["bench_args", "nats_server", "report"]
 

@@ -24,9 +24,8 @@ import nats
 from anyio.streams.memory import MemoryObjectReceiveStream
 from cryptography.fernet import Fernet, MultiFernet
 
-from actors.actor import ActorDeps, CommandReply, Envelope, Policy, run_actor
-from actors.machine import Start
-from actors.telegram.fake import FakeTelegram
+from actors.login import ActorDeps, CommandReply, Envelope, Policy, Start, run_actor
+from actors.telegram import FakeTelegram
 from actors.vault import MemorySessionVault
 from benchmarks._common import bench_args, nats_server, report
 from events import ChainKey, Event, Head, QrIssued, Record

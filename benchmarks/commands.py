@@ -36,9 +36,8 @@ async def _serve(url: str, data: str) -> None:
 
     tune_gc()  # as `tgqr up` does
 
-    from actors.config import ServiceConfig
-    from actors.service import run_service
-    from actors.telegram.fake import FakeTelegram
+    from actors.service import ServiceConfig, run_service
+    from actors.telegram import FakeTelegram
 
     config = replace(ServiceConfig.from_env({}, data_dir=Path(data), nats=url), projector=False)
     async with anyio.create_task_group() as tg:

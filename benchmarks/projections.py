@@ -31,7 +31,7 @@ import nats
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 
-from actors.natsserver import start_nats_server
+from actors.service import start_nats_server
 from events import (
     EVENT_SUBJECT_WILDCARD,
     MAC_HEADER,

@@ -10,7 +10,7 @@ import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from actors.natsserver import NatsServer, start_nats_server
+from actors.service import NatsServer, start_nats_server
 
 
 @pytest.fixture

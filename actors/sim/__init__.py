@@ -12,7 +12,8 @@ Telethon client logs in against it. Point a client at it::
 
 from __future__ import annotations
 
+from ._control import SCAN_SUBJECT, serve_sim_control
 from ._errors import SimulatorError
 from ._simulator import SimStatistics, Simulator
 
-__all__ = ["SimStatistics", "Simulator", "SimulatorError"]
+__all__ = ["SCAN_SUBJECT", "SimStatistics", "Simulator", "SimulatorError", "serve_sim_control"]

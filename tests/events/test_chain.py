@@ -8,7 +8,7 @@ import msgspec
 import nats
 import pytest
 
-from actors.natsserver import NatsServer
+from actors.service import NatsServer
 from events import (
     MAC_HEADER,
     ChainKey,

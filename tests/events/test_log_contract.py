@@ -10,7 +10,7 @@ import msgspec
 import nats
 import pytest
 
-from actors.natsserver import NatsServer
+from actors.service import NatsServer
 from events import (
     MAX_CHUNK,
     ChainKey,

@@ -1,0 +1,130 @@
+"""Service configuration from the environment and the command line, and the chain key.
+
+Every setting has an embedded default, so ``tgqr up`` and ``make demo`` run with nothing set.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from actors.login import Policy
+from events import ChainKey
+
+__all__ = ["ConfigError", "ServiceConfig", "load_chain_key"]
+
+CHAIN_KEY_ENV: Final = "TGQR_CHAIN_KEY"
+CHAIN_KEY_FILE: Final = "chain.key"
+
+
+class ConfigError(ValueError):
+    """Raised for a setting that cannot be used (the message names the setting, not secrets)."""
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """What ``tgqr up`` runs with; ``nats_urls=None`` embeds a nats-server under ``data_dir``."""
+
+    data_dir: Path = Path("var")
+    nats_urls: tuple[str, ...] | None = None
+    replicas: int = 1
+    policy: Policy = field(default_factory=Policy)
+    api_id: int | None = None
+    api_hash: str | None = None
+    throttle_s: tuple[float, float] = (0.2, 0.5)
+    sim_token_ttl_s: float = 30.0
+    projector: bool = True
+
+    @property
+    def simulated(self) -> bool:
+        """No Telegram credentials: the built-in simulator plays Telegram."""
+        return self.api_id is None
+
+    @classmethod
+    def from_env(
+        cls,
+        env: Mapping[str, str] = os.environ,
+        *,
+        data_dir: Path | None = None,
+        nats: str | None = None,
+        replicas: int = 1,
+    ) -> ServiceConfig:
+        """Read ``TGQR_*`` settings (see README, "Configuration").
+
+        Raises:
+            ConfigError: a setting is malformed, or only one of the API id and hash is set.
+        """
+        api_id_text, api_hash = env.get("TGQR_API_ID"), env.get("TGQR_API_HASH")
+        if bool(api_id_text) != bool(api_hash):
+            raise ConfigError("set both TGQR_API_ID and TGQR_API_HASH, or neither")
+        api_id = _int(env, "TGQR_API_ID") if api_id_text else None
+        ttl = _int(env, "TGQR_QR_TTL_SECONDS", 600)
+        if not 1 <= ttl <= 600:
+            raise ConfigError("TGQR_QR_TTL_SECONDS must be within 1..600")
+        flood_max = _int(env, "TGQR_FLOOD_MAX_WAIT_SECONDS", 60)
+        throttle = env.get("TGQR_THROTTLE_MS", "200-500")
+        try:
+            low, _, high = throttle.partition("-")
+            throttle_s = (int(low) / 1000, int(high or low) / 1000)
+        except ValueError as exc:
+            raise ConfigError("TGQR_THROTTLE_MS must look like 200-500") from exc
+        if not 0 <= throttle_s[0] <= throttle_s[1]:
+            raise ConfigError("TGQR_THROTTLE_MS must be an increasing range")
+        urls = tuple(u.strip() for u in nats.split(",") if u.strip()) if nats else None
+        return cls(
+            data_dir=data_dir or Path(env.get("TGQR_DATA", "var")),
+            nats_urls=urls or None,
+            replicas=replicas,
+            policy=Policy(qr_ttl_s=ttl, flood_max_wait_s=flood_max),
+            api_id=api_id,
+            api_hash=api_hash or None,
+            throttle_s=throttle_s,
+            sim_token_ttl_s=float(_int(env, "TGQR_SIM_TOKEN_TTL_SECONDS", 30)),
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int | None = None) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        if default is None:
+            raise ConfigError(f"{name} is required")
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer") from None
+
+
+def load_chain_key(data_dir: Path, env: Mapping[str, str] = os.environ) -> ChainKey:
+    """The hash-chain key: ``TGQR_CHAIN_KEY`` (hex), else ``data_dir/chain.key`` (created 0600).
+
+    Raises:
+        ConfigError: the variable is not hex of at least 16 bytes, or the file is unreadable.
+    """
+    raw = env.get(CHAIN_KEY_ENV)
+    if raw:
+        try:
+            return ChainKey(bytes.fromhex(raw.strip()))
+        except ValueError:
+            raise ConfigError(f"{CHAIN_KEY_ENV} must be at least 32 hex digits") from None
+    path = data_dir / CHAIN_KEY_FILE
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_hex(32) + "\n")
+        try:
+            os.link(tmp, path)  # never overwrite a key another process just created
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    try:
+        return ChainKey(bytes.fromhex(path.read_text(encoding="utf-8").strip()))
+    except (OSError, ValueError):
+        raise ConfigError(f"cannot read the chain key file {path}") from None

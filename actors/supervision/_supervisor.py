@@ -1,0 +1,214 @@
+"""The tenant supervisor: one-for-one, a mailbox per tenant, restart with backoff.
+
+Each tenant with work gets one task that runs its login actor and restarts it when it
+raises: an ``ActorRestarted`` event, then a delay from :mod:`actors.backoff`; more than
+``max_restarts`` crashes within the window end the tenant's attempt with
+``LoginFailed(crashed)`` and leave every other tenant alone. An actor that returns (its
+tenant is idle) frees its task and mailbox; the next command starts a new one, which
+rehydrates from the log.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic, TypeVar
+
+import anyio
+from anyio.abc import TaskGroup, TaskStatus
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from actors.login import LIVE, LoginState, fold
+from events import ActorRestarted, ConcurrencyConflictError, Event, EventLog, Head, LoginFailed
+
+from ._backoff import BackoffPolicy, RestartTracker
+
+__all__ = ["MailboxFullError", "SupervisorStatistics", "TenantSupervisor"]
+
+log = logging.getLogger("tgqr.supervisor")
+
+M = TypeVar("M")
+
+
+class MailboxFullError(Exception):
+    """Raised by :meth:`TenantSupervisor.submit` when a tenant's mailbox is full."""
+
+
+class StoppedError(Exception):
+    """Raised by :meth:`TenantSupervisor.submit` after the supervisor stopped."""
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisorStatistics:
+    """Live actors, restarts and give-ups since start."""
+
+    live_actors: int
+    restarts: int
+    gave_up: int
+
+
+@dataclass(slots=True)
+class _Child(Generic[M]):
+    send: MemoryObjectSendStream[M]
+    receive: MemoryObjectReceiveStream[M]
+
+
+class TenantSupervisor(Generic[M]):
+    """Runs tenant actors. Start with ``await tg.start(supervisor.run)``.
+
+    ``runner(tenant, mailbox)`` runs one actor until it returns or raises. The supervisor
+    writes ``ActorRestarted`` and ``LoginFailed(crashed)`` to ``event_log`` itself.
+    """
+
+    def __init__(
+        self,
+        runner: Callable[[str, MemoryObjectReceiveStream[M]], Awaitable[None]],
+        *,
+        event_log: EventLog,
+        clock: Callable[[], datetime],
+        monotonic: Callable[[], float],
+        sleep: Callable[[float], Awaitable[None]],
+        random: Callable[[], float],
+        backoff: BackoffPolicy | None = None,
+        mailbox_size: int = 32,
+        on_restart: Callable[[str], None] | None = None,
+    ) -> None:
+        self._runner = runner
+        self._log = event_log
+        self._clock = clock
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._random = random
+        self._backoff = backoff or BackoffPolicy()
+        self._mailbox_size = mailbox_size
+        self._on_restart = on_restart
+        self._children: dict[str, _Child[M]] = {}
+        self._tg: TaskGroup | None = None
+        self._restarts = 0
+        self._gave_up = 0
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Host the tenant tasks until cancelled; cancelling stops every actor (each closes
+        its Telegram client in its own ``finally``)."""
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                task_status.started()
+                await anyio.sleep_forever()
+        finally:
+            self._tg = None
+
+    def submit(self, tenant: str, envelope: M) -> None:
+        """Queue ``envelope`` for ``tenant``'s actor, starting the actor if needed.
+
+        Never blocks: the order of ``submit`` calls is the order the actor sees.
+
+        Raises:
+            MailboxFullError: the tenant has too many commands queued.
+            StoppedError: the supervisor is not running.
+        """
+        child = self._ensure(tenant)
+        try:
+            child.send.send_nowait(envelope)
+        except anyio.WouldBlock as exc:
+            raise MailboxFullError(f"tenant {tenant!r} is busy") from exc
+
+    def ensure_running(self, tenant: str) -> None:
+        """Start ``tenant``'s actor if it is not running (used to resume live tenants)."""
+        self._ensure(tenant)
+
+    def statistics(self) -> SupervisorStatistics:
+        return SupervisorStatistics(len(self._children), self._restarts, self._gave_up)
+
+    def _ensure(self, tenant: str) -> _Child[M]:
+        child = self._children.get(tenant)
+        if child is not None:
+            return child
+        if self._tg is None:
+            raise StoppedError("the supervisor is not running")
+        send, receive = anyio.create_memory_object_stream[M](self._mailbox_size)
+        child = _Child(send, receive)
+        self._children[tenant] = child
+        self._tg.start_soon(self._supervise, tenant, child, name=f"actor:{tenant}")
+        return child
+
+    async def _supervise(self, tenant: str, child: _Child[M]) -> None:
+        tracker = RestartTracker(self._backoff, self._random)
+        try:
+            while True:
+                tracker.on_started(self._monotonic())
+                try:
+                    # A clone per run: closing it leaves the supervisor's own end open.
+                    with child.receive.clone() as mailbox:
+                        await self._runner(tenant, mailbox)
+                except Exception as exc:
+                    if not await self._after_crash(tenant, tracker, exc):
+                        return
+                    continue
+                # The actor returned: its tenant is idle. Leave unless work arrived meanwhile
+                # (checked and removed in one step: no await in between).
+                if child.receive.statistics().current_buffer_used == 0:
+                    return
+        finally:
+            if self._children.get(tenant) is child:
+                del self._children[tenant]
+            child.send.close()
+            child.receive.close()
+
+    async def _after_crash(self, tenant: str, tracker: RestartTracker, exc: Exception) -> bool:
+        """Record the crash; return whether to restart."""
+        error = type(exc).__name__
+        decision = tracker.on_crash(self._monotonic())
+        if isinstance(exc, ConcurrencyConflictError):
+            # Another writer appended: rehydrate (after the backoff delay), record nothing.
+            log.warning("tenant=%s conflict, rehydrating", tenant)
+            await self._sleep(decision.delay_s)
+            return not decision.give_up
+        state, head = await self._state(tenant)
+        if decision.give_up:
+            self._gave_up += 1
+            log.error(
+                "tenant=%s actor crashed %d times, giving up (%s)", tenant, decision.restart, error
+            )
+            if state.status in LIVE:
+                failed = LoginFailed(
+                    tenant=tenant, attempt=state.attempt, at=self._clock(), reason="crashed"
+                )
+                await self._append(tenant, head, failed)
+            return False
+        self._restarts += 1
+        if self._on_restart is not None:
+            self._on_restart(tenant)
+        log.warning(
+            "tenant=%s attempt=%d actor crashed (%s), restart %d in %.2fs",
+            tenant,
+            state.attempt,
+            error,
+            decision.restart,
+            decision.delay_s,
+        )
+        restarted = ActorRestarted(
+            tenant=tenant,
+            attempt=state.attempt,
+            at=self._clock(),
+            restart=decision.restart,
+            delay_s=round(decision.delay_s, 3),
+            error=error,
+        )
+        await self._append(tenant, head, restarted)
+        await self._sleep(decision.delay_s)
+        return True
+
+    async def _state(self, tenant: str) -> tuple[LoginState, Head]:
+        records = await self._log.read_tenant(tenant)
+        state = fold(LoginState(tenant=tenant), [r.event for r in records])
+        head = Head(records[-1].seq, records[-1].mac) if records else Head()
+        return state, head
+
+    async def _append(self, tenant: str, head: Head, event: Event) -> None:
+        try:
+            await self._log.append(tenant, [event], head)
+        except ConcurrencyConflictError:
+            log.warning("tenant=%s could not record %s: log moved on", tenant, type(event).__name__)

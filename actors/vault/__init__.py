@@ -1,0 +1,37 @@
+"""Sessions encrypted at rest: the port, its errors, the key ring, the KV store and a fake."""
+
+from __future__ import annotations
+
+from ._vault import (
+    KEY_FILE_NAME,
+    KEYS_ENV,
+    SESSIONS_BUCKET,
+    KvSessionVault,
+    MemorySessionVault,
+    SessionVault,
+    Stage,
+    VaultCorruptError,
+    VaultEntry,
+    VaultError,
+    VaultKeyError,
+    VaultUnavailableError,
+    load_key_ring,
+    session_fingerprint,
+)
+
+__all__ = [
+    "KEYS_ENV",
+    "KEY_FILE_NAME",
+    "SESSIONS_BUCKET",
+    "KvSessionVault",
+    "MemorySessionVault",
+    "SessionVault",
+    "Stage",
+    "VaultCorruptError",
+    "VaultEntry",
+    "VaultError",
+    "VaultKeyError",
+    "VaultUnavailableError",
+    "load_key_ring",
+    "session_fingerprint",
+]

@@ -1,0 +1,101 @@
+"""A running service (in-process, simulator mode) and a plain nats-py client to drive it.
+
+The client side uses nothing of tgqr: JSON over NATS subjects, as a user's application would.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import anyio
+import nats
+import pytest
+from nats.aio.client import Client
+
+from actors.service import NatsServer, RunningService, ServiceConfig, run_service
+
+
+async def stored_events(nc: Client, tenant: str) -> list[dict[str, Any]]:
+    """Every stored event of ``tenant``, read from the stream in order (leader reads)."""
+    js = nc.jetstream()
+    out: list[dict[str, Any]] = []
+    seq = 1
+    while True:
+        try:
+            msg = await js.get_msg("TGQR_EVENTS", seq=seq, subject=f"tgqr.evt.{tenant}", next=True)
+        except nats.js.errors.NotFoundError:
+            return out
+        out.append(json.loads(msg.data or b"{}"))
+        seq = (msg.seq or 0) + 1
+
+
+@dataclass
+class Driver:
+    """A user's application: commands, events and the simulator's phone over NATS."""
+
+    nc: Client
+    service: RunningService
+
+    async def request(
+        self,
+        subject: str,
+        body: Any = None,
+        *,
+        raw: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        data = raw if raw is not None else json.dumps(body or {}).encode()
+        msg = await self.nc.request(subject, data, timeout=20, headers=headers)
+        reply: dict[str, Any] = json.loads(msg.data)
+        return reply
+
+    async def command(self, tenant: str, verb: str, **body: Any) -> dict[str, Any]:
+        return await self.request(f"tgqr.cmd.{tenant}.{verb}", body)
+
+    async def events(self, tenant: str) -> list[dict[str, Any]]:
+        """Every stored event of ``tenant`` (from the stream, in order)."""
+        return await stored_events(self.nc, tenant)
+
+    async def wait_for(self, tenant: str, kind: str, within_s: float = 20) -> dict[str, Any]:
+        """Wait until ``tenant``'s log holds an event of type ``kind``; return the latest."""
+        sub = await self.nc.subscribe(f"tgqr.evt.{tenant}")
+        try:
+            with anyio.fail_after(within_s):
+                history = await self.events(tenant)
+                for old in reversed(history):
+                    if old["type"] == kind:
+                        return dict(old)
+                async for msg in sub.messages:
+                    live: dict[str, Any] = json.loads(msg.data)
+                    if live["type"] == kind:
+                        return live
+        finally:
+            await sub.unsubscribe()
+        raise AssertionError("unreachable")
+
+    async def scan(self, tenant: str, user_id: int, **extra: Any) -> dict[str, Any]:
+        return await self.request("tgqr.sim.scan", {"tenant": tenant, "user_id": user_id, **extra})
+
+
+@pytest.fixture
+def service_config(tmp_path: Path, nats_server: NatsServer) -> ServiceConfig:
+    base = ServiceConfig.from_env({}, data_dir=tmp_path / "data", nats=nats_server.url)
+    return replace(base, throttle_s=(0.0, 0.0))
+
+
+@pytest.fixture
+async def driver(service_config: ServiceConfig, nats_server: NatsServer) -> AsyncIterator[Driver]:
+    async with anyio.create_task_group() as tg:
+        service: RunningService = await tg.start(
+            lambda task_status: run_service(service_config, task_status=task_status)
+        )
+        nc = await nats.connect(nats_server.url, max_reconnect_attempts=0)
+        try:
+            yield Driver(nc, service)
+        finally:
+            await nc.drain()
+            tg.cancel_scope.cancel()
