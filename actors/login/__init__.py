@@ -1,4 +1,8 @@
-"""One tenant's login: the pure aggregate (state, inputs, decide, evolve) and its actor."""
+"""One tenant's login: the pure aggregate (state, inputs, decide, evolve) and its actor.
+
+The aggregate (``_state``, ``_inputs``, ``_decide``) imports no anyio, nats or telethon; the
+actor (``run_actor``) is the IO shell that runs it over one mailbox.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,10 @@ from ._actor import (
     Envelope,
     run_actor,
 )
-from ._machine import (
-    LIVE,
-    MAX_TTL_S,
-    TERMINAL,
+from ._decide import (
+    decide,
+)
+from ._inputs import (
     Cancel,
     Command,
     ConfigRefused,
@@ -19,26 +23,30 @@ from ._machine import (
     Decision,
     FloodWait,
     Input,
-    LoginState,
     Logout,
     Migrating,
     Observation,
     Password,
     PasswordNeededSeen,
     PasswordWrong,
-    Policy,
     ScanSeen,
     SessionLost,
     SessionRevoked,
     Start,
-    Status,
     Succeeded,
     TelegramDown,
     TokenExpiredOnImport,
     TokenExported,
     TokenRefused,
     Validate,
-    decide,
+)
+from ._state import (
+    LIVE,
+    MAX_TTL_S,
+    TERMINAL,
+    LoginState,
+    Policy,
+    Status,
     evolve,
     fold,
     refresh_at,

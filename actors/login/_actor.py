@@ -43,19 +43,21 @@ from events import (
 )
 
 from ._attempt import Login, TimedClient
-from ._machine import (
+from ._decide import decide
+from ._inputs import (
     Cancel,
     DeadlineReached,
     Decision,
     Input,
-    LoginState,
     Logout,
     Password,
-    Policy,
     SessionRevoked,
     Start,
     Validate,
-    decide,
+)
+from ._state import (
+    LoginState,
+    Policy,
     evolve,
     fold,
 )

@@ -37,7 +37,7 @@ from actors.telegram import (
 from actors.vault import session_fingerprint
 from events import Authorized
 
-from ._machine import (
+from ._inputs import (
     ConfigRefused,
     DeadlineReached,
     Decision,
@@ -53,6 +53,8 @@ from ._machine import (
     TelegramDown,
     TokenExported,
     TokenRefused,
+)
+from ._state import (
     refresh_at,
     wakeup_at,
 )

@@ -1,0 +1,189 @@
+"""What the login aggregate is given: the commands of clients and the observations of its shell.
+
+Plain frozen dataclasses; a ``Password``'s repr hides the password, a ``Succeeded``'s the session.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from events import Event
+
+__all__ = [
+    "Cancel",
+    "Command",
+    "ConfigRefused",
+    "DeadlineReached",
+    "Decision",
+    "FloodWait",
+    "Input",
+    "Logout",
+    "Migrating",
+    "Observation",
+    "Password",
+    "PasswordNeededSeen",
+    "PasswordWrong",
+    "ScanSeen",
+    "SessionLost",
+    "SessionRevoked",
+    "Start",
+    "Succeeded",
+    "TelegramDown",
+    "TokenExpiredOnImport",
+    "TokenExported",
+    "TokenRefused",
+    "Validate",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """Command ``start``: a new attempt, or the active one (idempotent); ``force`` replaces."""
+
+    expected_user_id: int | None = None
+    ttl_s: int | None = None
+    force: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Password:
+    """Command ``password``: answer ``PasswordRequired``. Its repr hides the password."""
+
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """Command ``cancel``: end the live attempt."""
+
+
+@dataclass(frozen=True, slots=True)
+class Logout:
+    """Command ``logout``: log the authorized session out (the shell does it first)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Validate:
+    """Command ``validate``: check the authorized session (the shell calls ``get_me``)."""
+
+
+Command = Start | Password | Cancel | Logout | Validate
+
+
+@dataclass(frozen=True, slots=True)
+class TokenExported:
+    """The export returned a plain token: a (new) QR to show."""
+
+    url: str
+    expires_at: datetime
+    dc_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScanSeen:
+    """``updateLoginToken`` arrived."""
+
+
+@dataclass(frozen=True, slots=True)
+class Succeeded:
+    """The client is authorized as ``user_id``; ``session_fingerprint`` names its session."""
+
+    user_id: int
+    dc_id: int
+    session_fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
+class Migrating:
+    """The export answered ``LoginTokenMigrateTo``: the shell imports on ``dc_id``."""
+
+    dc_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class TokenExpiredOnImport:
+    """The import came too late (the shell re-exports)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordNeededSeen:
+    """``SESSION_PASSWORD_NEEDED``, with the account's hint."""
+
+    hint: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordWrong:
+    """``auth.checkPassword`` refused the password."""
+
+
+@dataclass(frozen=True, slots=True)
+class FloodWait:
+    """Telegram asked to wait ``seconds`` before ``method``; ``random`` is U[0, 1) for jitter."""
+
+    seconds: int
+    method: str
+    random: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeadlineReached:
+    """The shell's timer fired at (or after) the attempt's deadline."""
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRefused:
+    """The login token is invalid or already used."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigRefused:
+    """Telegram refused the service's configuration (``API_ID_INVALID``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramDown:
+    """Telegram could not be reached."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRevoked:
+    """The stored session is dead (``get_me`` or a restored client says so)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionLost:
+    """A resumed 2FA attempt found no pre-auth session in the vault."""
+
+
+Observation = (
+    TokenExported
+    | ScanSeen
+    | Succeeded
+    | Migrating
+    | TokenExpiredOnImport
+    | PasswordNeededSeen
+    | PasswordWrong
+    | FloodWait
+    | DeadlineReached
+    | TokenRefused
+    | ConfigRefused
+    | TelegramDown
+    | SessionRevoked
+    | SessionLost
+)
+Input = Command | Observation
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What ``decide`` answers: events to append, or a rejection ``error`` code."""
+
+    events: tuple[Event, ...] = ()
+    error: str | None = None
+    message: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
