@@ -21,10 +21,18 @@ from pathlib import Path
 import anyio
 import anyio.abc
 import nats
-from anyio.streams.memory import MemoryObjectReceiveStream
 from cryptography.fernet import Fernet, MultiFernet
 
-from actors.login import ActorDeps, CommandReply, Envelope, Policy, Start, run_actor
+from actors.login import (
+    ActorDeps,
+    CommandReply,
+    Envelope,
+    Mail,
+    Mailbox,
+    Policy,
+    Start,
+    run_actor,
+)
 from actors.telegram import FakeTelegram
 from actors.vault import MemorySessionVault
 from benchmarks._common import bench_args, nats_server, report
@@ -33,7 +41,6 @@ from events.jetstream import JetStreamEventLog, ensure_stream
 
 KEY = ChainKey(b"benchmark-key-0123456789abcdefgh")
 _START_CONCURRENCY = 256
-Receive = MemoryObjectReceiveStream[Envelope]
 
 
 def _rss_kib(field: str = "VmRSS") -> int:
@@ -88,17 +95,17 @@ async def _run(tenants: int) -> dict[str, float | int]:
         # restoring tenants would; 10k simultaneous reads overrun JetStream's request timeout.
         limiter = anyio.Semaphore(_START_CONCURRENCY)
 
-        async def start(tg: anyio.abc.TaskGroup, name: str, receive: Receive) -> None:
+        async def start(tg: anyio.abc.TaskGroup, name: str, mailbox: Mailbox) -> None:
             async with limiter:
-                await tg.start(run_actor, name, receive, deps)
+                await tg.start(run_actor, name, mailbox, deps)
 
         async with anyio.create_task_group() as tg:
             streams = []
             for name in names:
-                send, receive = anyio.create_memory_object_stream[Envelope](1)
+                send, receive = anyio.create_memory_object_stream[Mail](4)
                 streams.append((send, receive))
                 send.send_nowait(Envelope(Start(), replies.append))
-                tg.start_soon(start, tg, name, receive)
+                tg.start_soon(start, tg, name, Mailbox(send, receive))
             with anyio.fail_after(600):
                 await log.all_qrs.wait()
             live_at = time.perf_counter()

@@ -23,7 +23,7 @@ from nats.aio.client import Client
 from nats.micro import add_service
 from nats.micro.request import Request
 
-from actors.login import Cancel, CommandReply, Envelope, Logout, Password, Start
+from actors.login import Cancel, CommandReply, Envelope, Logout, Mail, Password, Start
 from actors.supervision import MailboxFullError, StoppedError, TenantSupervisor
 from actors.telemetry import Telemetry
 from events import InvalidTenantError, validate_tenant
@@ -110,11 +110,19 @@ class _Pending:
     msg_id: str | None
     done: anyio.Event = field(default_factory=anyio.Event)
     reply: bytes = b""
+    envelope: Envelope | None = None
 
     def answer(self, reply: CommandReply) -> None:
         if not self.done.is_set():
             self.reply = _encoder.encode(reply.to_json())
             self.done.set()
+
+    def settle(self, message: str) -> None:
+        """No answer in time: ``unavailable`` now, unless the actor is already running it."""
+        if self.envelope is not None:
+            self.envelope.expire(self.tenant, message)
+        else:
+            self.answer(CommandReply.error(self.tenant, "unavailable", message))
 
 
 class CommandEndpoint:
@@ -123,7 +131,7 @@ class CommandEndpoint:
     def __init__(
         self,
         nc: Client,
-        supervisor: TenantSupervisor[Envelope],
+        supervisor: TenantSupervisor[Mail],
         *,
         limiter: RateLimiter,
         monotonic: Callable[[], float],
@@ -194,8 +202,9 @@ class CommandEndpoint:
         if self._telemetry is not None:
             with self._telemetry.command_span(tenant, verb, headers) as traceparent:
                 trace = traceparent
+        pending.envelope = Envelope(command, pending.answer, trace)
         try:
-            self._supervisor.submit(tenant, Envelope(command, pending.answer, trace))
+            self._supervisor.submit(tenant, pending.envelope)
         except (MailboxFullError, StoppedError) as exc:
             return error_reply("unavailable", str(exc))
         if msg_id:
@@ -205,16 +214,40 @@ class CommandEndpoint:
         return pending
 
     async def _finish(self, request: Request, pending: _Pending | bytes) -> None:
-        if isinstance(pending, bytes):
-            reply = pending
-        else:
-            with anyio.move_on_after(self._reply_timeout_s):
-                await pending.done.wait()
-            if pending.done.is_set():
-                reply = pending.reply
-            else:
-                log.warning("tenant=%s %s: no answer in time", pending.tenant, pending.verb)
-                reply = error_reply("unavailable", f"no answer for {pending.verb} in time")
+        """Send the one reply: the actor's answer, or ``unavailable`` if the command did not
+        start in time (it then never runs) or the service stops first."""
+        try:
+            if isinstance(pending, _Pending):
+                await self._wait(pending)
+        except anyio.get_cancelled_exc_class():
+            if isinstance(pending, _Pending):
+                pending.settle("the service is stopping; retry")
+            with anyio.CancelScope(shield=True), anyio.move_on_after(1):
+                await self._respond(request, pending)
+            raise
+        await self._respond(request, pending)
+
+    async def _wait(self, pending: _Pending) -> None:
+        with anyio.move_on_after(self._reply_timeout_s):
+            await pending.done.wait()
+        if pending.done.is_set():
+            return
+        log.warning("tenant=%s %s: no answer in time", pending.tenant, pending.verb)
+        pending.settle(f"no answer for {pending.verb} in time; it was not run")
+        # Already running (claimed): it is answered on every path; wait for that answer.
+        with anyio.move_on_after(self._reply_timeout_s * 2):
+            await pending.done.wait()
+        if not pending.done.is_set():
+            pending.answer(
+                CommandReply.error(
+                    pending.tenant, "unavailable", f"{pending.verb} still running; see the events"
+                )
+            )
+
+    async def _respond(self, request: Request, pending: _Pending | bytes) -> None:
+        reply = pending if isinstance(pending, bytes) else pending.reply
+        if not reply:
+            reply = error_reply("unavailable", "no answer")
         try:
             await request.respond(reply)
         except Exception as exc:

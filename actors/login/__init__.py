@@ -7,13 +7,13 @@ actor (``run_actor``) is the IO shell that runs it over one mailbox.
 from __future__ import annotations
 
 from ._actor import (
-    ActorDeps,
-    CommandReply,
-    Envelope,
     run_actor,
 )
 from ._decide import (
     decide,
+)
+from ._deps import (
+    ActorDeps,
 )
 from ._inputs import (
     Cancel,
@@ -39,6 +39,13 @@ from ._inputs import (
     TokenExported,
     TokenRefused,
     Validate,
+)
+from ._mail import (
+    CommandReply,
+    Envelope,
+    Mail,
+    Mailbox,
+    refuse_mail,
 )
 from ._state import (
     LIVE,
@@ -69,6 +76,8 @@ __all__ = [
     "Input",
     "LoginState",
     "Logout",
+    "Mail",
+    "Mailbox",
     "Migrating",
     "Observation",
     "Password",
@@ -90,6 +99,7 @@ __all__ = [
     "evolve",
     "fold",
     "refresh_at",
+    "refuse_mail",
     "run_actor",
     "wakeup_at",
 ]

@@ -1,413 +1,245 @@
-"""The tenant login actor: the IO shell around :mod:`actors.machine`.
+"""The tenant login actor: one loop over one mailbox, owning the tenant's state.
 
 ``run_actor(tenant, mailbox, deps)`` folds the tenant's events, resumes a live attempt, then
-serves commands from its bounded mailbox until the tenant rests (no live attempt, empty
-mailbox). Every decision is the pure machine's; this module only talks to Telegram, the vault
-and the event log, and keeps time with the injected clock and sleep. The attempt driver lives
-in :mod:`actors._login`.
+takes commands and its attempt's observations from the mailbox, in order, until the tenant
+rests (no live attempt, empty mailbox). The loop is the only code that decides, appends and
+evolves: the state is its local :class:`Ledger`. Every decision is the pure machine's.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 import anyio
 import anyio.abc
-import anyio.lowlevel
-from anyio.streams.memory import MemoryObjectReceiveStream
 
-from actors.telegram import (
-    SessionRevokedError,
-    TelegramClientPort,
-    TelegramPort,
-    TelegramUnavailableError,
-)
-from actors.telemetry import Telemetry
-from actors.vault import SessionVault
-from events import (
-    Authorized,
-    ConcurrencyConflictError,
-    Event,
-    EventLog,
-    Expired,
-    FloodWaited,
-    Head,
-    LoggedOut,
-    LoginStarted,
-    QrIssued,
-)
+from actors.telegram import SessionRevokedError, TelegramError, TelegramUnavailableError
+from events import Authorized, LoggedOut
 
-from ._attempt import Login, TimedClient
+from ._attempt import Attempt, run_attempt
 from ._decide import decide
+from ._deps import ActorDeps, drop_pre_auth, open_client
 from ._inputs import (
     Cancel,
     DeadlineReached,
     Decision,
-    Input,
     Logout,
     Password,
     SessionRevoked,
     Start,
+    Succeeded,
     Validate,
 )
-from ._state import (
-    LoginState,
-    Policy,
-    evolve,
-    fold,
-)
+from ._ledger import Ledger
+from ._mail import AttemptEnded, Envelope, Mail, Mailbox, Observed
 
-__all__ = [
-    "ActorDeps",
-    "CommandReply",
-    "ConcurrencyConflictError",
-    "Envelope",
-    "Policy",
-    "run_actor",
-]
+__all__ = ["run_actor"]
 
 _log = logging.getLogger("tgqr.actor")
-_DEFAULT_POLICY = Policy()
-
-
-@dataclass(frozen=True, slots=True)
-class CommandReply:
-    """The answer to one command, sent once its first event is stored."""
-
-    ok: bool
-    tenant: str
-    attempt: int | None = None
-    state: str | None = None
-    error_code: str | None = None
-    message: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """DESIGN.md's reply shape."""
-        if self.ok:
-            return {"ok": True, "tenant": self.tenant, "attempt": self.attempt, "state": self.state}
-        return {"ok": False, "error": {"code": self.error_code, "message": self.message or ""}}
-
-
-@dataclass(frozen=True, slots=True)
-class Envelope:
-    """A command in a mailbox: ``reply`` is called exactly once, ``trace`` is a traceparent."""
-
-    command: Start | Password | Cancel | Logout | Validate
-    reply: Callable[[CommandReply], None]
-    trace: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ActorDeps:
-    """Everything an actor touches, wired at the composition root."""
-
-    log: EventLog
-    telegram: TelegramPort
-    vault: SessionVault
-    clock: Callable[[], datetime]
-    sleep: Callable[[float], Awaitable[None]]
-    random: Callable[[], float]
-    policy: Policy = _DEFAULT_POLICY
-    telemetry: Telemetry | None = None
+_Launch = Callable[[], Attempt]
 
 
 async def run_actor(
     tenant: str,
-    mailbox: MemoryObjectReceiveStream[Envelope],
+    mailbox: Mailbox,
     deps: ActorDeps,
     *,
     task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run ``tenant``'s actor until its tenant rests with an empty mailbox (or it ends).
+    """Run ``tenant``'s actor until its tenant rests with an empty mailbox.
 
     Reports readiness (``task_status.started()``) once the events are folded. The mailbox is
-    not closed on return, so the supervisor can restart the actor on the same stream.
+    not closed on return, so the supervisor can restart the actor on the same stream. Every
+    command it took is answered on every path, a crash or cancellation included.
 
     Raises:
         ConcurrencyConflictError: another writer appended to the tenant (rehydrate by restarting).
         EventLogError, VaultError: the log or the vault failed.
         Exception: any unexpected error (the supervisor records ``ActorRestarted``).
     """
-    records = await deps.log.read_tenant(tenant)
-    state = fold(LoginState(tenant=tenant), (record.event for record in records))
-    head = Head(records[-1].seq, records[-1].mac) if records else Head()
-    actor = _Actor(tenant, deps, state, head, mailbox)
+    ledger = await Ledger.hydrate(tenant, deps)
     task_status.started()
-    await actor.run()
+    try:
+        async with anyio.create_task_group() as tg:
+
+            def launch() -> Attempt:
+                state = ledger.state
+                handle = Attempt(tenant, state.attempt)
+                tg.start_soon(run_attempt, handle, state, deps, mailbox.send)
+                return handle
+
+            await _loop(ledger, mailbox, launch)
+            tg.cancel_scope.cancel()  # nothing of this actor outlives it
+    except BaseExceptionGroup as group:
+        raise _sole(group) from None
 
 
-class _Actor:
-    """One tenant's running actor (the state is a field, the mailbox its only input)."""
-
-    __slots__ = (
-        "_closed",
-        "_idle",
-        "_lock",
-        "_mailbox",
-        "_tg",
-        "deps",
-        "head",
-        "login",
-        "state",
-        "tenant",
-    )
-
-    def __init__(
-        self,
-        tenant: str,
-        deps: ActorDeps,
-        state: LoginState,
-        head: Head,
-        mailbox: MemoryObjectReceiveStream[Envelope],
-    ) -> None:
-        self.tenant = tenant
-        self.deps = deps
-        self.state = state
-        self.head = head
-        self.login: Login | None = None
-        self._mailbox = mailbox
-        self._lock = anyio.Lock()
-        self._idle: anyio.CancelScope | None = None
-        self._closed = False
-        self._tg: anyio.abc.TaskGroup | None = None
-
-    # --- the loop ----------------------------------------------------------------------------
-
-    async def run(self) -> None:
+async def _loop(ledger: Ledger, mailbox: Mailbox, launch: _Launch) -> None:
+    current = await _resume(ledger, launch)
+    while True:
+        # Whatever is queued is taken without yielding first, so a command that arrived with an
+        # observation reaches the attempt before the attempt waits for its next timer.
         try:
-            async with anyio.create_task_group() as tg:
-                self._tg = tg
-                await self._resume()
-                while True:
-                    if self.login is None and (
-                        self._closed or self._mailbox.statistics().current_buffer_used == 0
-                    ):
-                        break
-                    envelope = await self._next()
-                    if envelope is not None:
-                        await self._handle(envelope)
-                    elif self._closed and self.login is not None:
-                        await self.login.done.wait()
-        except BaseExceptionGroup as group:
-            leaves = _leaves(group)
-            if len(leaves) == 1:
-                raise leaves[0] from None
-            raise
+            mail: Mail = mailbox.receive.receive_nowait()
+        except anyio.EndOfStream:
+            return
+        except anyio.WouldBlock:
+            if current is None:
+                return  # the tenant rests
+            mail = await mailbox.receive.receive()
+        match mail:
+            case Envelope():
+                current = await _command(ledger, mail, current, launch)
+            case Observed():
+                await _observed(ledger, mail, current)
+            case AttemptEnded(source=source) if source is current:
+                current = None
+                await _attempt_over(ledger)
 
-    async def _next(self) -> Envelope | None:
-        """The next command, or None when woken because the attempt ended or mail closed."""
-        with anyio.CancelScope() as scope:
-            self._idle = scope
-            try:
-                return await self._mailbox.receive()
-            except anyio.EndOfStream:
-                self._closed = True
-            finally:
-                self._idle = None
+
+async def _resume(ledger: Ledger, launch: _Launch) -> Attempt | None:
+    """A (re)started actor: expire an overdue attempt, else pick the live one up again."""
+    state = ledger.state
+    if not state.live:
         return None
+    if state.deadline is not None and ledger.deps.clock() >= state.deadline:
+        await ledger.apply(DeadlineReached())
+        await drop_pre_auth(ledger.deps, ledger.tenant)
+        return None
+    _log.info("resuming %s tenant=%s attempt=%d", state.status, ledger.tenant, state.attempt)
+    return launch()
 
-    async def wake(self) -> None:
-        """Wake the loop out of ``receive`` without losing a command handed to it.
 
-        Cancelling is safe while the loop is registered as a waiter (a sender then buffers the
-        item instead) or before it registers; it is not once an item was handed over, which is
-        when it is no longer counted as waiting. Checkpoint until the situation is clear.
-        """
-        while (scope := self._idle) is not None:
-            stats = self._mailbox.statistics()
-            if stats.tasks_waiting_receive > 0 and stats.current_buffer_used == 0:
-                scope.cancel()
-                return
-            await anyio.lowlevel.checkpoint()
+async def _attempt_over(ledger: Ledger) -> None:
+    if not ledger.state.live and ledger.state.status != "authorized":
+        await drop_pre_auth(ledger.deps, ledger.tenant)
 
-    # --- commands ----------------------------------------------------------------------------
 
-    async def _handle(self, envelope: Envelope) -> None:
-        command = envelope.command
-        match command:
-            case Start():
-                decision = await self.apply(command, trace=envelope.trace, before=self._logout_io)
-                if decision.events and self.login is not None:
-                    await self.login.stop()
-                if decision.events:
-                    self._launch(self.state.attempt)
-            case Password():
-                decision = decide(self.state, command, self.deps.clock(), self.deps.policy)
-                if decision.ok and self.login is not None:
-                    self.login.submit(envelope)
-                    return
-            case Cancel():
-                decision = await self.apply(command, trace=envelope.trace)
-                if decision.events and self.login is not None:
-                    await self.login.stop()
-            case Logout():
-                try:
-                    decision = await self.apply(
-                        command, trace=envelope.trace, before=self._logout_io
-                    )
-                except TelegramUnavailableError:
-                    decision = Decision(error="unavailable", message="Telegram is unreachable")
-            case Validate():
-                decision = await self._validate(envelope)
-        self.answer(envelope, decision)
+async def _observed(ledger: Ledger, mail: Observed, current: Attempt | None) -> None:
+    if mail.source is current:
+        session = mail.session
 
-    def answer(self, envelope: Envelope, decision: Decision) -> None:
-        """Reply to ``envelope`` with the current state, or with ``decision``'s rejection."""
-        if decision.ok:
-            reply = CommandReply(
-                ok=True, tenant=self.tenant, attempt=self.state.attempt, state=self.state.status
-            )
-        else:
-            reply = CommandReply(
-                ok=False, tenant=self.tenant, error_code=decision.error, message=decision.message
-            )
-        envelope.reply(reply)
+        async def save(decision: Decision) -> None:
+            vault = ledger.deps.vault
+            if isinstance(decision.events[0], Authorized) and session is not None:
+                # The session is stored before the event that announces it.
+                await vault.put(ledger.tenant, session, stage="authorized")
+            else:  # ownership mismatch: keep nothing of the wrong account
+                await vault.delete(ledger.tenant)
 
-    async def _logout_io(self, decision: Decision) -> None:
+        before = save if isinstance(mail.observation, Succeeded) else None
+        decision = await ledger.apply(mail.observation, trace=mail.trace, before=before)
+        if mail.answer is not None and decision.events:
+            mail.answer.answer(ledger.reply(Decision()))
+    mail.resolve(ledger.state, ledger.head.seq)
+
+
+async def _command(
+    ledger: Ledger, envelope: Envelope, current: Attempt | None, launch: _Launch
+) -> Attempt | None:
+    """Act on one command; it is answered on every path (an error re-raised after)."""
+    if not envelope.claim():
+        return current  # answered ``unavailable`` while it waited: it must not run
+    try:
+        decision, current = await _act(ledger, envelope, current, launch)
+    except TelegramError as exc:
+        _log.info("telegram error %s tenant=%s", type(exc).__name__, ledger.tenant)
+        decision = Decision(error="unavailable", message=_telegram_trouble(exc))
+    except BaseException:
+        envelope.refuse(ledger.tenant, "unavailable", "the tenant's actor stopped; retry")
+        raise
+    if decision is not None:
+        envelope.answer(ledger.reply(decision))
+    return current
+
+
+async def _act(
+    ledger: Ledger, envelope: Envelope, current: Attempt | None, launch: _Launch
+) -> tuple[Decision | None, Attempt | None]:
+    """The decision to answer with (None: someone else answers) and the attempt after."""
+    command, trace = envelope.command, envelope.trace
+    match command:
+        case Start():
+            decision = await ledger.apply(command, trace=trace, before=_log_out(ledger))
+            if decision.events:
+                if current is not None:
+                    await current.stop()
+                await drop_pre_auth(ledger.deps, ledger.tenant)
+                current = launch()
+            return decision, current
+        case Password():
+            decision = decide(ledger.state, command, ledger.deps.clock(), ledger.deps.policy)
+            if not decision.ok:
+                return decision, current
+            if current is None or not current.give(envelope):
+                return Decision(error="unavailable", message="the attempt is busy; retry"), current
+            return None, current  # the attempt answers after the password's first event
+        case Cancel():
+            decision = await ledger.apply(command, trace=trace)
+            if decision.events and current is not None:
+                await current.stop()
+                current = None
+                await _attempt_over(ledger)
+            return decision, current
+        case Logout():
+            return await ledger.apply(command, trace=trace, before=_log_out(ledger)), current
+        case Validate():
+            return await _validate(ledger, envelope), current
+
+
+def _log_out(ledger: Ledger) -> Callable[[Decision], Awaitable[None]]:
+    async def before(decision: Decision) -> None:
         """Before ``LoggedOut(command)`` is stored: log the stored session out and drop it."""
         if not any(isinstance(e, LoggedOut) for e in decision.events):
             return
-        entry = await self.deps.vault.get(self.tenant)
+        deps, tenant = ledger.deps, ledger.tenant
+        entry = await deps.vault.get(tenant)
         if entry is not None:
-            async with self.client(entry.session) as client:
+            async with open_client(deps, tenant, entry.session) as client:
                 with contextlib.suppress(SessionRevokedError):  # already dead: fine
                     await client.log_out()
-        await self.deps.vault.delete(self.tenant)
+        await deps.vault.delete(tenant)
 
-    async def _validate(self, envelope: Envelope) -> Decision:
-        decision = decide(self.state, envelope.command, self.deps.clock(), self.deps.policy)
-        if not decision.ok:
-            return decision
-        entry = await self.deps.vault.get(self.tenant)
-        revoked = entry is None
-        if entry is not None:
-            try:
-                async with self.client(entry.session) as client:
-                    await client.get_me()
-            except SessionRevokedError:
-                revoked = True
-            except TelegramUnavailableError:
-                return Decision(error="unavailable", message="Telegram is unreachable")
-        if revoked:
-            await self.deps.vault.delete(self.tenant)
-            return await self.apply(SessionRevoked(), trace=envelope.trace)
+    return before
+
+
+async def _validate(ledger: Ledger, envelope: Envelope) -> Decision:
+    deps = ledger.deps
+    decision = decide(ledger.state, envelope.command, deps.clock(), deps.policy)
+    if not decision.ok:
         return decision
-
-    # --- attempts ----------------------------------------------------------------------------
-
-    async def _resume(self) -> None:
-        """A restarted actor: expire an overdue attempt, else pick the live one up again."""
-        state = self.state
-        if not state.live:
-            return
-        if state.deadline is not None and self.deps.clock() >= state.deadline:
-            await self.apply(DeadlineReached(), attempt=state.attempt)
-            await Login.drop_pre_auth(self)
-            return
-        _log.info("resuming %s tenant=%s attempt=%d", state.status, self.tenant, state.attempt)
-        self._launch(state.attempt)
-
-    def _launch(self, attempt: int) -> None:
-        assert self._tg is not None  # noqa: S101 (set for the loop's whole life)
-        self.login = Login(self, attempt)
-        self._tg.start_soon(self.login.run)
-
-    def client_ended(self, login: Login) -> None:
-        if self.login is login:
-            self.login = None
-
-    # --- the one way to change state ---------------------------------------------------------
-
-    async def apply(
-        self,
-        given: Input,
-        *,
-        attempt: int | None = None,
-        trace: str | None = None,
-        before: Callable[[Decision], Awaitable[None]] | None = None,
-    ) -> Decision:
-        """Decide ``given`` now, run ``before`` (IO that must precede the events), append the
-        events at the head and fold them. An observation of another ``attempt`` is ignored.
-
-        Raises:
-            ConcurrencyConflictError: another writer appended (the actor must restart).
-        """
-        async with self._lock:
-            if attempt is not None and attempt != self.state.attempt:
-                return Decision()
-            decision = decide(self.state, given, self.deps.clock(), self.deps.policy, trace=trace)
-            if not decision.events:
-                return decision
-            if before is not None:
-                await before(decision)
-            self.head = await self.deps.log.append(self.tenant, decision.events, self.head)
-            for event in decision.events:
-                self.state = evolve(self.state, event)
-                self._note(event)
-            return decision
-
-    def _note(self, event: Event) -> None:
-        """One log line and the metrics of a stored event (never a secret)."""
-        name = type(event).__name__
-        detail = ""
-        telemetry = self.deps.telemetry
-        match event:
-            case LoginStarted():
-                if telemetry:
-                    telemetry.qr_start(self.tenant)
-            case QrIssued():
-                detail = f" dc={event.dc_id}"
-                if telemetry:
-                    telemetry.qr_published(self.tenant)
-            case Authorized():
-                detail = f" user_id={event.user_id} dc={event.dc_id}"
-                if telemetry:
-                    telemetry.qr_success(self.tenant)
-            case Expired():
-                if telemetry:
-                    telemetry.qr_expired(self.tenant)
-            case FloodWaited():
-                detail = f" seconds={event.seconds} method={event.method}"
-                if telemetry:
-                    telemetry.floodwait(self.tenant, event.seconds, event.method)
-            case _:
-                reason = getattr(event, "reason", None)
-                detail = f" reason={reason}" if reason else ""
-        _log.info(
-            "%s tenant=%s attempt=%d%s",
-            name,
-            self.tenant,
-            event.attempt,
-            detail,
-            extra={"tenant": self.tenant, "attempt": event.attempt, "event": name},
-        )
-
-    # --- clients -----------------------------------------------------------------------------
-
-    def client(self, session: str | None = None) -> TimedClient:
-        """``open_client`` whose close is timed (``session_cleanup``) and shielded."""
-        return TimedClient(self, session)
-
-    def spawn(
-        self,
-        func: Callable[[TelegramClientPort], Coroutine[Any, Any, None]],
-        client: TelegramClientPort,
-    ) -> None:
-        """Run ``func(client)`` in the actor's task group (the scan watcher)."""
-        assert self._tg is not None  # noqa: S101 (set for the loop's whole life)
-        self._tg.start_soon(func, client)
+    entry = await deps.vault.get(ledger.tenant)
+    revoked = entry is None
+    if entry is not None:
+        try:
+            async with open_client(deps, ledger.tenant, entry.session) as client:
+                await client.get_me()
+        except SessionRevokedError:
+            revoked = True
+    if revoked:
+        await deps.vault.delete(ledger.tenant)
+        return await ledger.apply(SessionRevoked(), trace=envelope.trace)
+    return decision
 
 
-def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
-    out: list[BaseException] = []
-    for exc in group.exceptions:
+def _telegram_trouble(exc: TelegramError) -> str:
+    if isinstance(exc, TelegramUnavailableError):
+        return "Telegram is unreachable"
+    return f"Telegram refused ({type(exc).__name__}); retry later"
+
+
+def _sole(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one error a task group wrapped (the supervisor must see its real type)."""
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        exc = pending.pop()
         if isinstance(exc, BaseExceptionGroup):
-            out.extend(_leaves(exc))
+            pending.extend(exc.exceptions)
         else:
-            out.append(exc)
-    return out
+            leaves.append(exc)
+    if len(leaves) == 1:
+        return leaves[0]
+    return group

@@ -22,13 +22,22 @@ from typing import Any
 import anyio
 import nats
 from anyio.abc import TaskStatus
-from anyio.streams.memory import MemoryObjectReceiveStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from nats.aio.client import Client
 
 from actors.gateway import CommandEndpoint, RateLimiter
-from actors.login import ActorDeps, CommandReply, Envelope, Validate, run_actor
+from actors.login import (
+    ActorDeps,
+    CommandReply,
+    Envelope,
+    Mail,
+    Mailbox,
+    Validate,
+    refuse_mail,
+    run_actor,
+)
 from actors.sim import Simulator, serve_sim_control
-from actors.supervision import BackoffPolicy, RestartTracker, TenantSupervisor
+from actors.supervision import BackoffPolicy, MailboxFullError, RestartTracker, TenantSupervisor
 from actors.telegram import TelegramPort
 from actors.telegram.telethon_adapter import TelethonTelegram
 from actors.telemetry import Telemetry, configure_from_env
@@ -71,7 +80,7 @@ class RunningService:
     nc: Client
     event_log: JetStreamEventLog
     chain_key: ChainKey
-    supervisor: TenantSupervisor[Envelope]
+    supervisor: TenantSupervisor[Mail]
     sim: Simulator | None
     projector: Projector | None
 
@@ -164,7 +173,7 @@ async def _keep_running(
 
 
 async def _validator(
-    supervisor: TenantSupervisor[Envelope],
+    supervisor: TenantSupervisor[Mail],
     vault: KvSessionVault,
     every_s: float,
     *,
@@ -181,7 +190,10 @@ async def _validator(
         for tenant in await vault.tenants():
             entry = await vault.get(tenant)
             if entry is not None and entry.stage == "authorized":
-                supervisor.submit(tenant, Envelope(Validate(), ignore))
+                try:
+                    supervisor.submit(tenant, Envelope(Validate(), ignore))
+                except MailboxFullError:
+                    log.info("tenant=%s busy: validation skipped this round", tenant)
 
 
 async def run_service(
@@ -233,6 +245,8 @@ async def run_service(
                     api_hash=config.api_hash or "",
                     throttle_s=config.throttle_s,
                 )
+            # At most this many actors fold their history at once: resuming 10k tenants in
+            # one burst would time out the log's reads.
             deps = ActorDeps(
                 log=event_log,
                 telegram=telegram,
@@ -242,21 +256,17 @@ async def run_service(
                 random=rng.random,
                 policy=config.policy,
                 telemetry=telemetry,
+                hydration=anyio.CapacityLimiter(128),
             )
 
-            # At most this many actors fold their history at once: resuming 10k tenants in
-            # one burst would time out the log's reads.
-            hydrating = anyio.CapacityLimiter(128)
+            async def runner(
+                tenant: str,
+                send: MemoryObjectSendStream[Mail],
+                receive: MemoryObjectReceiveStream[Mail],
+            ) -> None:
+                await run_actor(tenant, Mailbox(send, receive), deps)
 
-            async def runner(tenant: str, mailbox: MemoryObjectReceiveStream[Envelope]) -> None:
-                async with anyio.create_task_group() as actor_tg, hydrating:
-                    await actor_tg.start(
-                        lambda task_status: run_actor(
-                            tenant, mailbox, deps, task_status=task_status
-                        )
-                    )
-
-            supervisor = TenantSupervisor[Envelope](
+            supervisor = TenantSupervisor[Mail](
                 runner,
                 event_log=event_log,
                 clock=utcnow,
@@ -264,6 +274,7 @@ async def run_service(
                 sleep=anyio.sleep,
                 random=rng.random,
                 on_restart=telemetry.actor_restart,
+                refuse=refuse_mail,
             )
             await tg.start(supervisor.run)
             resumed = 0

@@ -58,13 +58,18 @@ class _Child(Generic[M]):
 class TenantSupervisor(Generic[M]):
     """Runs tenant actors. Start with ``await tg.start(supervisor.run)``.
 
-    ``runner(tenant, mailbox)`` runs one actor until it returns or raises. The supervisor
-    writes ``ActorRestarted`` and ``LoginFailed(crashed)`` to ``event_log`` itself.
+    ``runner(tenant, send, receive)`` runs one actor over its mailbox (``send`` is for the
+    actor's own observations) until it returns or raises. The supervisor writes
+    ``ActorRestarted`` and ``LoginFailed(crashed)`` to ``event_log`` itself. ``refuse(tenant,
+    mail, why)`` answers mail the supervisor drops (after give-up, or when it stops), so that
+    every command gets its one reply.
     """
 
     def __init__(
         self,
-        runner: Callable[[str, MemoryObjectReceiveStream[M]], Awaitable[None]],
+        runner: Callable[
+            [str, MemoryObjectSendStream[M], MemoryObjectReceiveStream[M]], Awaitable[None]
+        ],
         *,
         event_log: EventLog,
         clock: Callable[[], datetime],
@@ -74,6 +79,7 @@ class TenantSupervisor(Generic[M]):
         backoff: BackoffPolicy | None = None,
         mailbox_size: int = 32,
         on_restart: Callable[[str], None] | None = None,
+        refuse: Callable[[str, M, str], None] | None = None,
     ) -> None:
         self._runner = runner
         self._log = event_log
@@ -84,6 +90,7 @@ class TenantSupervisor(Generic[M]):
         self._backoff = backoff or BackoffPolicy()
         self._mailbox_size = mailbox_size
         self._on_restart = on_restart
+        self._refuse = refuse
         self._children: dict[str, _Child[M]] = {}
         self._tg: TaskGroup | None = None
         self._restarts = 0
@@ -136,15 +143,26 @@ class TenantSupervisor(Generic[M]):
 
     async def _supervise(self, tenant: str, child: _Child[M]) -> None:
         tracker = RestartTracker(self._backoff, self._random)
+        # Conflicts (another writer) rehydrate with a backoff of their own that never gives up
+        # and is never counted as a crash.
+        conflicts = RestartTracker(BackoffPolicy(give_up=False), self._random)
+        why = "the service is stopping"
         try:
             while True:
                 tracker.on_started(self._monotonic())
+                conflicts.on_started(self._monotonic())
                 try:
-                    # A clone per run: closing it leaves the supervisor's own end open.
-                    with child.receive.clone() as mailbox:
-                        await self._runner(tenant, mailbox)
+                    # Clones per run: closing them leaves the supervisor's own ends open.
+                    with child.send.clone() as send, child.receive.clone() as receive:
+                        await self._runner(tenant, send, receive)
+                except ConcurrencyConflictError:
+                    delay = conflicts.on_crash(self._monotonic()).delay_s
+                    log.warning("tenant=%s conflict, rehydrating in %.2fs", tenant, delay)
+                    await self._sleep(delay)
+                    continue
                 except Exception as exc:
                     if not await self._after_crash(tenant, tracker, exc):
+                        why = "the tenant's actor crashed too often; retry later"
                         return
                     continue
                 # The actor returned: its tenant is idle. Leave unless work arrived meanwhile
@@ -155,18 +173,30 @@ class TenantSupervisor(Generic[M]):
             if self._children.get(tenant) is child:
                 del self._children[tenant]
             child.send.close()
-            child.receive.close()
+            self._drain(tenant, child, why)
+
+    def _drain(self, tenant: str, child: _Child[M], why: str) -> None:
+        """Answer whatever is still queued for ``tenant`` (nothing will run it)."""
+        while True:
+            try:
+                mail = child.receive.receive_nowait()
+            except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+                break
+            if self._refuse is not None:
+                self._refuse(tenant, mail, why)
+        child.receive.close()
 
     async def _after_crash(self, tenant: str, tracker: RestartTracker, exc: Exception) -> bool:
-        """Record the crash; return whether to restart."""
+        """Record the crash; return whether to restart. Errors here stay in this tenant."""
         error = type(exc).__name__
         decision = tracker.on_crash(self._monotonic())
-        if isinstance(exc, ConcurrencyConflictError):
-            # Another writer appended: rehydrate (after the backoff delay), record nothing.
-            log.warning("tenant=%s conflict, rehydrating", tenant)
+        try:
+            state, head = await self._state(tenant)
+        except Exception as read_error:
+            # The log is unreachable right now: restart later without recording the crash.
+            log.warning("tenant=%s crashed (%s); log unreadable (%s)", tenant, error, read_error)
             await self._sleep(decision.delay_s)
             return not decision.give_up
-        state, head = await self._state(tenant)
         if decision.give_up:
             self._gave_up += 1
             log.error(
@@ -212,3 +242,5 @@ class TenantSupervisor(Generic[M]):
             await self._log.append(tenant, [event], head)
         except ConcurrencyConflictError:
             log.warning("tenant=%s could not record %s: log moved on", tenant, type(event).__name__)
+        except Exception as exc:
+            log.warning("tenant=%s could not record %s (%s)", tenant, type(event).__name__, exc)

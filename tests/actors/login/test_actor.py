@@ -25,6 +25,8 @@ from actors.login import (
     CommandReply,
     Envelope,
     Logout,
+    Mail,
+    Mailbox,
     Password,
     Policy,
     Start,
@@ -108,9 +110,10 @@ class Rig:
     def __post_init__(self) -> None:
         self.fake = FakeTelegram(clock=self.clock)
         self.vault = MemorySessionVault(MultiFernet([Fernet(Fernet.generate_key())]))
-        send, receive = anyio.create_memory_object_stream[Envelope](16)
-        self.send: MemoryObjectSendStream[Envelope] = send
-        self.receive: MemoryObjectReceiveStream[Envelope] = receive
+        send, receive = anyio.create_memory_object_stream[Mail](16)
+        self.send: MemoryObjectSendStream[Mail] = send
+        self.receive: MemoryObjectReceiveStream[Mail] = receive
+        self.mailbox = Mailbox(send, receive)
         _OPEN.append(self)
 
     def close(self) -> None:
@@ -157,7 +160,7 @@ class Rig:
 
     async def run(self) -> None:
         with anyio.fail_after(5):
-            await run_actor(TENANT, self.receive, self.deps)
+            await run_actor(TENANT, self.mailbox, self.deps)
 
     async def events(self) -> list[Event]:
         return [r.event for r in await self.log.read_tenant(TENANT)]
@@ -489,7 +492,7 @@ async def interrupted(rig: Rig, stop_on: type[Event], *, scan: bool = False) -> 
     rig.command(Start())
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
-            tg.start_soon(run_actor, TENANT, rig.receive, rig.deps)
+            tg.start_soon(run_actor, TENANT, rig.mailbox, rig.deps)
             await reached.wait()
             tg.cancel_scope.cancel()
     assert rig.fake.statistics().open_clients == 0

@@ -15,7 +15,17 @@ import pytest
 from cryptography.fernet import Fernet, MultiFernet
 from nats.js import JetStreamContext
 
-from actors.login import ActorDeps, CommandReply, Envelope, Password, Policy, Start, run_actor
+from actors.login import (
+    ActorDeps,
+    CommandReply,
+    Envelope,
+    Mail,
+    Mailbox,
+    Password,
+    Policy,
+    Start,
+    run_actor,
+)
 from actors.sim import Simulator
 from actors.telegram.telethon_adapter import TelethonTelegram
 from actors.vault import MemorySessionVault
@@ -50,7 +60,8 @@ class E2E:
     def __post_init__(self) -> None:
         self.vault = MemorySessionVault(MultiFernet([Fernet(Fernet.generate_key())]))
         self.telegram = TelethonTelegram.for_simulator(self.sim)
-        self.send, self.receive = anyio.create_memory_object_stream[Envelope](8)
+        self.send, self.receive = anyio.create_memory_object_stream[Mail](8)
+        self.mailbox = Mailbox(self.send, self.receive)
 
     def deps(self, policy: Policy) -> ActorDeps:
         return ActorDeps(
@@ -83,7 +94,7 @@ class E2E:
 
     async def run(self, policy: Policy | None = None) -> None:
         with anyio.fail_after(15):
-            await run_actor(TENANT, self.receive, self.deps(policy or Policy()))
+            await run_actor(TENANT, self.mailbox, self.deps(policy or Policy()))
 
     async def kinds(self) -> list[str]:
         return [type(r.event).__name__ for r in await self.log.read_tenant(TENANT)]
@@ -172,7 +183,7 @@ async def test_resume_after_cancel_while_waiting_for_the_password(e2e: E2E) -> N
     e2e.command(Start())
     with anyio.fail_after(15):
         async with anyio.create_task_group() as tg:
-            tg.start_soon(run_actor, TENANT, e2e.receive, e2e.deps(Policy()))
+            tg.start_soon(run_actor, TENANT, e2e.mailbox, e2e.deps(Policy()))
             await reached.wait()
             tg.cancel_scope.cancel()
     e2e.command(Password(PASSWORD))

@@ -6,10 +6,19 @@ from datetime import UTC, datetime, timedelta
 
 import anyio
 import pytest
-from anyio.streams.memory import MemoryObjectReceiveStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from cryptography.fernet import Fernet, MultiFernet
 
-from actors.login import ActorDeps, CommandReply, Envelope, Start, run_actor
+from actors.login import (
+    ActorDeps,
+    CommandReply,
+    Envelope,
+    Mail,
+    Mailbox,
+    Start,
+    refuse_mail,
+    run_actor,
+)
 from actors.supervision import BackoffPolicy, TenantSupervisor
 from actors.telegram import FakeTelegram
 from actors.vault import MemorySessionVault
@@ -39,8 +48,7 @@ class Clock:
         await anyio.lowlevel.checkpoint()
 
 
-def harness(clock: Clock) -> tuple[MemoryEventLog, FakeTelegram, TenantSupervisor[Envelope]]:
-    log = MemoryEventLog(ChainKey(b"s" * 32))
+def actor_deps(clock: Clock, log: MemoryEventLog) -> tuple[ActorDeps, FakeTelegram]:
     telegram = FakeTelegram(clock=clock.wall)
     deps = ActorDeps(
         log=log,
@@ -50,11 +58,19 @@ def harness(clock: Clock) -> tuple[MemoryEventLog, FakeTelegram, TenantSuperviso
         sleep=clock.sleep,
         random=lambda: 0.5,
     )
+    return deps, telegram
 
-    async def runner(tenant: str, mailbox: MemoryObjectReceiveStream[Envelope]) -> None:
-        await run_actor(tenant, mailbox, deps)
 
-    supervisor = TenantSupervisor[Envelope](
+def harness(clock: Clock) -> tuple[MemoryEventLog, FakeTelegram, TenantSupervisor[Mail]]:
+    log = MemoryEventLog(ChainKey(b"s" * 32))
+    deps, telegram = actor_deps(clock, log)
+
+    async def runner(
+        tenant: str, send: MemoryObjectSendStream[Mail], receive: MemoryObjectReceiveStream[Mail]
+    ) -> None:
+        await run_actor(tenant, Mailbox(send, receive), deps)
+
+    supervisor = TenantSupervisor[Mail](
         runner,
         event_log=log,
         clock=clock.wall,
@@ -62,11 +78,12 @@ def harness(clock: Clock) -> tuple[MemoryEventLog, FakeTelegram, TenantSuperviso
         sleep=clock.sleep,
         random=lambda: 0.5,
         backoff=BackoffPolicy(),
+        refuse=refuse_mail,
     )
     return log, telegram, supervisor
 
 
-async def start(supervisor: TenantSupervisor[Envelope], tenant: str) -> CommandReply:
+async def start(supervisor: TenantSupervisor[Mail], tenant: str) -> CommandReply:
     answered = anyio.Event()
     replies: list[CommandReply] = []
 
