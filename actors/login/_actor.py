@@ -18,9 +18,10 @@ import anyio.abc
 from actors.telegram import SessionRevokedError, TelegramError, TelegramUnavailableError
 from events import Authorized, LoggedOut
 
-from ._attempt import Attempt, run_attempt
+from ._attempt import run_attempt
 from ._decide import decide
 from ._deps import ActorDeps, drop_pre_auth, open_client
+from ._inbox import Attempt
 from ._inputs import (
     Cancel,
     DeadlineReached,

@@ -11,11 +11,9 @@ watcher) and timer ticks.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TypeVar
 
 import anyio
@@ -32,6 +30,7 @@ from actors.telegram import (
 from actors.vault import session_fingerprint
 
 from ._deps import ActorDeps, open_client
+from ._inbox import Attempt, Item, Scan, Tick
 from ._inputs import (
     DeadlineReached,
     FloodWait,
@@ -50,60 +49,6 @@ __all__ = ["Attempt", "run_attempt"]
 
 _log = logging.getLogger("tgqr.actor")
 _T = TypeVar("_T")
-_INBOX_SIZE = 64
-
-
-@dataclass(frozen=True, slots=True)
-class _Scan:
-    """The watcher saw ``updateLoginToken``: export again to learn the result."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Tick:
-    """The timer of wait number ``number`` fired."""
-
-    number: int
-
-
-_Item = Envelope | _Scan | _Tick
-
-
-class Attempt:
-    """The loop's handle on a running attempt: give it passwords, stop it."""
-
-    __slots__ = ("_receive", "_send", "done", "number", "scope", "tenant")
-
-    def __init__(self, tenant: str, number: int) -> None:
-        self.tenant = tenant
-        self.number = number
-        self.scope = anyio.CancelScope()
-        self.done = anyio.Event()
-        self._send, self._receive = anyio.create_memory_object_stream[_Item](_INBOX_SIZE)
-
-    def give(self, envelope: Envelope) -> bool:
-        """Queue a ``password`` command (the attempt answers it); False if the inbox is full."""
-        try:
-            self._send.send_nowait(envelope)
-        except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
-            return False
-        return True
-
-    async def stop(self) -> None:
-        """Cancel the attempt and wait until its client is closed."""
-        self.scope.cancel()
-        await self.done.wait()
-
-    def _close(self, code: str, message: str) -> None:
-        """Answer every command still queued; nothing more can be given."""
-        self._send.close()
-        while True:
-            try:
-                item = self._receive.receive_nowait()
-            except (anyio.WouldBlock, anyio.EndOfStream):
-                break
-            if isinstance(item, Envelope):
-                item.refuse(self.tenant, code, message)
-        self._receive.close()
 
 
 async def run_attempt(
@@ -120,7 +65,7 @@ async def run_attempt(
             await driver.run()
             code, message = "wrong_state", "the attempt has ended"
     finally:
-        handle._close(code, message)
+        handle.close(code, message)
         handle.done.set()
     if not handle.scope.cancel_called:
         await outbox.send(AttemptEnded(handle))
@@ -205,38 +150,31 @@ class _Driver:
             while True:
                 await client.wait_scanned()
                 await self.report(ScanSeen())
-                self._poke(_Scan())
+                self._handle.poke(Scan())
         except TelegramError:
             return  # the driver sees the same failure on its next call
-
-    def _poke(self, item: _Scan | _Tick) -> None:
-        # A full inbox holds work already: the driver wakes up anyway.
-        with contextlib.suppress(anyio.WouldBlock, anyio.ClosedResourceError):
-            self._handle._send.send_nowait(item)
 
     async def _tick_after(self, seconds: float, number: int, scope: anyio.CancelScope) -> None:
         with scope:
             await self._deps.sleep(seconds)
-            self._poke(_Tick(number))
+            self._handle.poke(Tick(number))
 
-    async def _next(self) -> _Item:
+    async def _next(self) -> Item:
         """The next thing to act on: a queued item, else wait for one or for the next timer."""
-        receive = self._handle._receive
-        try:
-            return receive.receive_nowait()
-        except anyio.WouldBlock:
-            pass
+        queued = self._handle.queued_item()
+        if queued is not None:
+            return queued
         self._waits += 1
         when = wakeup_at(self._state, self._deps.policy)
         delay = math.inf if when is None else (when - self._deps.clock()).total_seconds()
         if delay <= 0:
-            return _Tick(self._waits)
+            return Tick(self._waits)
         self._timer = anyio.CancelScope()
         if delay != math.inf:
             assert self._tg is not None  # noqa: S101 (set while the client is open)
             self._tg.start_soon(self._tick_after, delay, self._waits, self._timer)
         try:
-            return await receive.receive()
+            return await self._handle.next_item()
         finally:
             self._timer.cancel()
 
@@ -247,9 +185,9 @@ class _Driver:
             match await self._next():
                 case Envelope() as envelope:
                     await self._check(client, envelope)
-                case _Scan():
+                case Scan():
                     await self._export(client)
-                case _Tick(number=number) if number == self._waits:
+                case Tick(number=number) if number == self._waits:
                     state, now = self._state, self._deps.clock()
                     if state.deadline is not None and now >= state.deadline:
                         await self.report(DeadlineReached())
