@@ -1,8 +1,13 @@
-"""Shared fixtures: a real nats-server from the wheel on a random port with a temp store."""
+"""Shared fixtures: a real nats-server from the wheel on a random port with a temp store.
+
+Also the rule that no test skips: a skip (``pytest.skip``, a ``skipif`` mark, an
+``importorskip``) is reported as a failure, so a missing or broken part of our own code can
+never pass as "skipped". Select tests with ``-m`` or ``-k`` instead (deselected is not skipped).
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
 
 import nats
@@ -11,6 +16,39 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from actors.service import NatsServer, start_nats_server
+
+NO_SKIPS = "skipped, but this project allows no skips (deselect with -m/-k instead)"
+
+
+def _skip_reason(report: pytest.TestReport | pytest.CollectReport) -> str:
+    # A skip's longrepr is (path, line, "Skipped: reason").
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple):
+        path, line, reason = longrepr
+        return f"{path}:{line}: {reason}"
+    return str(longrepr)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"{NO_SKIPS}: {_skip_reason(report)}"
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(
+    collector: pytest.Collector,
+) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+    report = yield
+    if report.skipped:
+        report.outcome = "failed"
+        report.longrepr = f"{NO_SKIPS}: {_skip_reason(report)}"
+    return report
 
 
 @pytest.fixture

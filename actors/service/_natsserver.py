@@ -115,6 +115,9 @@ def start_nats_server(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env={**os.environ},
+        # Its own process group: a terminal's Ctrl-C reaches tgqr, which stops the server
+        # itself once NATS is drained, instead of killing it first.
+        process_group=0,
     )
     if process.stderr is None:  # pragma: no cover - stderr=PIPE guarantees it
         raise NatsServerError("nats-server stderr is not captured")

@@ -4,7 +4,6 @@ in-process fake, and the Telethon adapter against a running simulator over loopb
 from __future__ import annotations
 
 import asyncio
-import importlib
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,8 +13,9 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
-import pytest
 
+# Imported, not probed: a simulator that fails to import fails these tests, never skips them.
+from actors.sim import Simulator, SimulatorError
 from actors.telegram import FakeTelegram, ScanError, TelegramPort
 from actors.telegram.telethon_adapter import (
     SIMULATOR_API_HASH,
@@ -25,15 +25,6 @@ from actors.telegram.telethon_adapter import (
 
 TTL = 20.0  # short enough that advancing a simulator's clock past it stays within
 # Telethon's tolerance for server message times (30 s)
-
-
-def load_simulator() -> tuple[Any, type[Exception]] | None:
-    """``(Simulator, SimulatorError)`` if the simulator package is importable."""
-    try:
-        sim = importlib.import_module("actors.sim")
-        return sim.Simulator, sim.SimulatorError
-    except (ImportError, AttributeError):
-        return None
 
 
 @dataclass
@@ -121,7 +112,7 @@ class FakeHarness(Harness):
 class SimHarness(Harness):
     name = "telethon+sim"
 
-    def __init__(self, clock: Clock, sim: Any, scan_error: type[Exception]) -> None:
+    def __init__(self, clock: Clock, sim: Simulator, scan_error: type[Exception]) -> None:
         super().__init__(clock)
         self.sim = sim
         self.scan_error = scan_error
@@ -156,13 +147,9 @@ def telethon_tasks() -> list[asyncio.Task[Any]]:
 
 @asynccontextmanager
 async def simulator_harness(clock: Clock) -> AsyncIterator[SimHarness]:
-    """A simulator serving on loopback for the block's duration (skips without one)."""
-    loaded = load_simulator()
-    if loaded is None:
-        pytest.skip("actors.sim (the simulator) is not importable")
-    simulator_cls, simulator_error = loaded
-    sim = simulator_cls(token_ttl_s=TTL, clock=clock)
+    """A simulator serving on loopback for the block's duration."""
+    sim = Simulator(token_ttl_s=TTL, clock=clock)
     async with anyio.create_task_group() as tg:
         await tg.start(sim.run)
-        yield SimHarness(clock, sim, simulator_error)
+        yield SimHarness(clock, sim, SimulatorError)
         tg.cancel_scope.cancel()
