@@ -15,8 +15,7 @@ import time
 import anyio
 
 from actors.sim import Simulator
-from actors.telegram import LoginSuccess, LoginToken
-from actors.telegram.telethon_adapter import TelethonTelegram
+from actors.telegram import LoginSuccess, LoginToken, TelethonTelegram
 
 from ._common import bench_args, report
 

@@ -38,8 +38,7 @@ from actors.login import (
 )
 from actors.sim import Simulator, serve_sim_control
 from actors.supervision import BackoffPolicy, MailboxFullError, RestartTracker, TenantSupervisor
-from actors.telegram import TelegramPort
-from actors.telegram.telethon_adapter import TelethonTelegram
+from actors.telegram import TelegramPort, TelethonTelegram
 from actors.telemetry import Telemetry, configure_from_env
 from actors.vault import KvSessionVault, load_key_ring
 from events import ChainKey
@@ -275,6 +274,7 @@ async def run_service(
                 random=rng.random,
                 on_restart=telemetry.actor_restart,
                 refuse=refuse_mail,
+                on_quarantine=telemetry.tenant_quarantined,
             )
             await tg.start(supervisor.run)
             resumed = 0

@@ -1,9 +1,13 @@
-"""The Telegram port, its adapters and the in-process fake."""
+"""The Telegram port, its adapters and the in-process fake.
 
-# The Telethon adapter lives in actors.telegram.telethon_adapter: importing it pulls in
-# Telethon, which the rest of the service does not need.
+``TelethonTelegram`` (and the simulator's credentials) are imported from
+:mod:`.telethon_adapter` on first use: importing Telethon is slow, and the rest of the service,
+the fake and the tests of the pure parts do not need it.
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from ._urls import login_url, parse_login_url
 from .fake import FakeStatistics, FakeTelegram, ScanError
@@ -25,7 +29,12 @@ from .port import (
     TokenInvalidError,
 )
 
+if TYPE_CHECKING:
+    from .telethon_adapter import SIMULATOR_API_HASH, SIMULATOR_API_ID, TelethonTelegram
+
 __all__ = [
+    "SIMULATOR_API_HASH",
+    "SIMULATOR_API_ID",
     "ExportResult",
     "FakeStatistics",
     "FakeTelegram",
@@ -42,8 +51,21 @@ __all__ = [
     "TelegramError",
     "TelegramPort",
     "TelegramUnavailableError",
+    "TelethonTelegram",
     "TokenExpiredError",
     "TokenInvalidError",
     "login_url",
     "parse_login_url",
 ]
+
+_LAZY = frozenset({"SIMULATOR_API_HASH", "SIMULATOR_API_ID", "TelethonTelegram"})
+
+if not TYPE_CHECKING:  # mypy reads the imports above; a visible hook would make any name Any
+
+    def __getattr__(name: str) -> Any:
+        """The Telethon adapter's names, imported (with Telethon) when first asked for."""
+        if name in _LAZY:
+            from . import telethon_adapter
+
+            return getattr(telethon_adapter, name)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

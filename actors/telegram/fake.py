@@ -12,20 +12,16 @@ each (``__slots__``, no tasks; an :class:`anyio.Event` only while someone waits)
 
 from __future__ import annotations
 
-import itertools
-import secrets
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-import anyio
-import anyio.lowlevel
-
 from ._fake_client import FakeClient, KeyState, Token
+from ._fake_server import FakeServer, User
 from ._urls import parse_login_url
-from .port import FloodWaitError, TelegramUnavailableError
+from .port import TelegramUnavailableError
 
 __all__ = ["FakeStatistics", "FakeTelegram", "ScanError"]
 
@@ -66,22 +62,6 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class _User:
-    __slots__ = ("dc_id", "first_name", "hint", "password", "user_id")
-
-    def __init__(
-        self, user_id: int, dc_id: int, password: str | None, hint: str, first_name: str
-    ) -> None:
-        self.user_id = user_id
-        self.dc_id = dc_id
-        self.password = password
-        self.hint = hint
-        self.first_name = first_name
-
-    def __repr__(self) -> str:  # never the password
-        return f"_User(user_id={self.user_id}, dc_id={self.dc_id})"
-
-
 class FakeTelegram:
     """Implements :class:`~actors.telegram.port.TelegramPort` in memory.
 
@@ -89,19 +69,7 @@ class FakeTelegram:
     Nothing here blocks except :meth:`FakeClient.wait_scanned`.
     """
 
-    __slots__ = (
-        "_by_tenant",
-        "_clock",
-        "_counters",
-        "_dc_ids",
-        "_keys",
-        "_open",
-        "_script",
-        "_serial",
-        "_tokens",
-        "_ttl",
-        "_users",
-    )
+    __slots__ = ("_server",)
 
     def __init__(
         self,
@@ -112,22 +80,12 @@ class FakeTelegram:
     ) -> None:
         if not dc_ids:
             raise ValueError("dc_ids must not be empty")
-        self._ttl = timedelta(seconds=token_ttl_s)
-        self._clock = clock
-        self._dc_ids = tuple(dc_ids)
-        self._users: dict[int, _User] = {}
-        self._tokens: dict[bytes, Token] = {}
-        self._keys: dict[str, KeyState] = {}
-        self._by_tenant: dict[str, FakeClient] = {}
-        self._open = 0
-        self._script: dict[str, deque[BaseException | int]] = {}
-        self._serial = itertools.count(1)
-        self._counters = dict.fromkeys(("exports", "scans", "imports", "checks", "logins"), 0)
+        self._server = FakeServer(token_ttl_s=token_ttl_s, clock=clock, dc_ids=dc_ids)
 
     @property
     def home_dc(self) -> int:
         """The DC new clients connect to (the first of ``dc_ids``)."""
-        return self._dc_ids[0]
+        return self._server.dc_ids[0]
 
     # --- the port ---------------------------------------------------------------------------
 
@@ -137,10 +95,10 @@ class FakeTelegram:
 
         Raises (on enter): whatever ``fail_next("connect", ...)`` scripted.
         """
-        state = self._keys.get(session) if session else None
+        state = self._server.keys.get(session) if session else None
         if state is None:
             state = KeyState(self.home_dc)
-        return FakeClient(self, tenant, state)
+        return FakeClient(self._server, tenant, state)
 
     # --- scripting (the "phone" and the operator) -------------------------------------------
 
@@ -154,12 +112,13 @@ class FakeTelegram:
         first_name: str = "",
     ) -> None:
         """Create the account ``user_id`` on ``dc_id`` (default: the home DC); idempotent."""
-        if user_id in self._users:
+        users = self._server.users
+        if user_id in users:
             return
         dc = self.home_dc if dc_id is None else dc_id
-        if dc not in self._dc_ids:
+        if dc not in self._server.dc_ids:
             raise ValueError(f"unknown DC {dc}")
-        self._users[user_id] = _User(user_id, dc, password, hint, first_name)
+        users[user_id] = User(user_id, dc, password, hint, first_name)
 
     def scan(
         self,
@@ -178,13 +137,13 @@ class FakeTelegram:
         """
         self.add_user(user_id, dc_id=dc_id, password=password)
         token = self._find_token(url, tenant)
-        if token.expires_at <= self._clock():
+        if token.expires_at <= self._server.now():
             raise ScanError("the login token has expired")
         if token.accepted_by is not None:
             raise ScanError("the login token was already accepted")
         token.accepted_by = user_id
-        self._counters["scans"] += 1
-        token.client._notify_scanned()
+        self._server.count("scans")
+        token.scans.arrived()
 
     def flood_next(self, method: str, seconds: int, times: int = 1) -> None:
         """The next ``times`` calls of ``method`` raise ``FloodWaitError(seconds, method)``."""
@@ -202,99 +161,35 @@ class FakeTelegram:
 
     def revoke(self, user_id: int) -> None:
         """Every authorization of ``user_id`` becomes invalid (``get_me`` raises)."""
-        for state in self._keys.values():
+        for state in self._server.keys.values():
             if state.user_id == user_id:
                 state.user_id = None
 
     def statistics(self) -> FakeStatistics:
-        c = self._counters
+        server = self._server
+        c = server.counters
         return FakeStatistics(
-            open_clients=self._open,
+            open_clients=server.open_clients,
             exports=c["exports"],
             scans=c["scans"],
             imports=c["imports"],
             password_checks=c["checks"],
             logins=c["logins"],
-            users=len(self._users),
+            users=len(server.users),
         )
-
-    # --- used by FakeClient (private to this package) --------------------------------------
-
-    def _now(self) -> datetime:
-        return self._clock()
-
-    def _count(self, name: str) -> None:
-        self._counters[name] += 1
-
-    def _user_dc(self, user_id: int) -> int:
-        return self._users[user_id].dc_id
-
-    def _user_secret(self, user_id: int) -> tuple[str | None, str]:
-        user = self._users[user_id]
-        return user.password, user.hint
-
-    def _has_dc(self, dc_id: int) -> bool:
-        return dc_id in self._dc_ids
-
-    async def _call(self, method: str) -> None:
-        """A checkpoint, then whatever was scripted for ``method``."""
-        await anyio.lowlevel.checkpoint()
-        queue = self._script.get(method)
-        if not queue:
-            return
-        item = queue.popleft()
-        if isinstance(item, int):
-            raise FloodWaitError(item, method)
-        raise item
-
-    def _new_token(self, client: FakeClient, dc_id: int, accepted_by: int | None = None) -> Token:
-        raw = next(self._serial).to_bytes(8, "big") + secrets.token_bytes(8)
-        token = Token(raw, client, self._clock() + self._ttl, dc_id, accepted_by)
-        token.migrate = accepted_by is not None
-        self._tokens[raw] = token
-        return token
-
-    def _drop_token(self, token: Token) -> None:
-        self._tokens.pop(token.raw, None)
-
-    def _find_raw_token(self, raw: bytes) -> Token | None:
-        return self._tokens.get(raw)
-
-    def _remember_key(self, state: KeyState) -> str:
-        """The session string of ``state`` (created on first use)."""
-        if state.key is None:
-            state.key = f"fake1:{next(self._serial)}:{secrets.token_urlsafe(12)}"
-            self._keys[state.key] = state
-        return state.key
-
-    def _forget_key(self, state: KeyState) -> None:
-        if state.key is not None:
-            self._keys.pop(state.key, None)
-
-    def _opened(self, client: FakeClient) -> None:
-        self._open += 1
-        self._by_tenant[client.tenant] = client
-
-    def _closed(self, client: FakeClient) -> None:
-        self._open -= 1
-        if self._by_tenant.get(client.tenant) is client:
-            del self._by_tenant[client.tenant]
-        if client.token is not None:
-            self._drop_token(client.token)
-            client.token = None
 
     # --- internals --------------------------------------------------------------------------
 
     def _queue(self, method: str) -> deque[BaseException | int]:
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; one of {sorted(METHODS)}")
-        return self._script.setdefault(method, deque())
+        return self._server.script.setdefault(method, deque())
 
     def _find_token(self, url: str | None, tenant: str | None) -> Token:
         if url is None:
             if tenant is None:
                 raise ValueError("give url= or tenant=")
-            client = self._by_tenant.get(tenant)
+            client = self._server.by_tenant.get(tenant)
             if client is None or client.token is None:
                 raise ScanError(f"tenant {tenant!r} has no open client with a login token")
             return client.token
@@ -302,7 +197,7 @@ class FakeTelegram:
             raw = parse_login_url(url)
         except ValueError as exc:
             raise ScanError(str(exc)) from exc
-        token = self._tokens.get(raw)
+        token = self._server.find_token(raw)
         if token is None:
             raise ScanError("unknown login token")
         return token

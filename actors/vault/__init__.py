@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from ._vault import (
-    KEY_FILE_NAME,
-    KEYS_ENV,
-    SESSIONS_BUCKET,
-    KvSessionVault,
-    MemorySessionVault,
+from ._keyring import KEY_FILE_NAME, KEYS_ENV, load_key_ring
+from ._kv import SESSIONS_BUCKET, KvSessionVault
+from ._memory import MemorySessionVault
+from ._port import (
     SessionVault,
     Stage,
     VaultCorruptError,
@@ -15,7 +13,6 @@ from ._vault import (
     VaultError,
     VaultKeyError,
     VaultUnavailableError,
-    load_key_ring,
     session_fingerprint,
 )
 

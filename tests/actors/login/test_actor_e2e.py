@@ -27,7 +27,7 @@ from actors.login import (
     run_actor,
 )
 from actors.sim import Simulator
-from actors.telegram.telethon_adapter import TelethonTelegram
+from actors.telegram import TelethonTelegram
 from actors.vault import MemorySessionVault
 from events import ChainKey, Event, Head, PasswordRequired, QrIssued
 from events.jetstream import JetStreamEventLog, ensure_stream

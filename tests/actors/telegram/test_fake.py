@@ -141,7 +141,7 @@ async def test_reprs_hold_no_secret() -> None:
     async with fake.open_client("t") as client:
         session = client.session_string()
         assert session not in repr(client)
-    assert "s3cret-pw" not in repr(fake._users)
+    assert "s3cret-pw" not in repr(fake._server.users)
 
 
 async def test_a_live_client_costs_little_memory() -> None:

@@ -10,6 +10,8 @@ import pytest
 from telethon import errors, functions, types
 
 from actors.telegram import (
+    SIMULATOR_API_HASH,
+    SIMULATOR_API_ID,
     FloodWaitError,
     LoginSuccess,
     LoginToken,
@@ -18,15 +20,11 @@ from actors.telegram import (
     TelegramConfigError,
     TelegramError,
     TelegramUnavailableError,
+    TelethonTelegram,
     TokenExpiredError,
     TokenInvalidError,
 )
 from actors.telegram._telethon_errors import PasswordRequiredError, method_name, translate
-from actors.telegram.telethon_adapter import (
-    SIMULATOR_API_HASH,
-    SIMULATOR_API_ID,
-    TelethonTelegram,
-)
 
 from .tg_harness import SimHarness, telethon_tasks
 

@@ -16,10 +16,12 @@ import anyio.lowlevel
 
 # Imported, not probed: a simulator that fails to import fails these tests, never skips them.
 from actors.sim import Simulator, SimulatorError
-from actors.telegram import FakeTelegram, ScanError, TelegramPort
-from actors.telegram.telethon_adapter import (
+from actors.telegram import (
     SIMULATOR_API_HASH,
     SIMULATOR_API_ID,
+    FakeTelegram,
+    ScanError,
+    TelegramPort,
     TelethonTelegram,
 )
 

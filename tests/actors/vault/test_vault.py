@@ -23,7 +23,7 @@ from actors.vault import (
     load_key_ring,
     session_fingerprint,
 )
-from actors.vault._vault import _create_key_file
+from actors.vault._keyring import _create_key_file
 from events import InvalidTenantError
 
 pytestmark = pytest.mark.anyio

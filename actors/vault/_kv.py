@@ -1,0 +1,137 @@
+"""The vault on JetStream KV: sealed tokens (:mod:`._keyring`) in the bucket ``tgqr_sessions``.
+
+Only this module of the vault imports ``nats``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import nats.errors
+import nats.js.errors
+from cryptography.fernet import MultiFernet
+from nats.js import JetStreamContext, api
+from nats.js.kv import KeyValue
+
+from events import validate_tenant
+
+from ._keyring import reseal, seal, unseal
+from ._port import Stage, VaultEntry, VaultUnavailableError
+
+__all__ = ["SESSIONS_BUCKET", "KvSessionVault"]
+
+SESSIONS_BUCKET: Final = "tgqr_sessions"
+
+_UNAVAILABLE: Final = (nats.errors.Error, OSError)
+
+
+class KvSessionVault:
+    """The vault on a JetStream KV bucket (history 1, leader reads: read-after-write consistent).
+
+    Create it with :meth:`open`. Every method awaits JetStream requests (each bounded by the
+    client's request timeout) and raises :class:`VaultUnavailableError` when they fail.
+    """
+
+    def __init__(self, kv: KeyValue, keys: MultiFernet, *, bucket: str = SESSIONS_BUCKET) -> None:
+        self._kv = kv
+        self._keys = keys
+        self._bucket = bucket
+
+    def __repr__(self) -> str:
+        return f"KvSessionVault(bucket={self._bucket!r})"
+
+    @classmethod
+    async def open(
+        cls,
+        js: JetStreamContext,
+        keys: MultiFernet,
+        *,
+        replicas: int = 1,
+        bucket: str = SESSIONS_BUCKET,
+    ) -> KvSessionVault:
+        """Bind to ``bucket``, creating it when missing (idempotent).
+
+        Raises:
+            VaultUnavailableError: JetStream did not answer or refused the bucket.
+        """
+        try:
+            try:
+                kv = await js.key_value(bucket)
+            except nats.js.errors.BucketNotFoundError:
+                kv = await js.create_key_value(
+                    api.KeyValueConfig(
+                        bucket=bucket,
+                        history=1,
+                        replicas=replicas,
+                        storage=api.StorageType.FILE,
+                        direct=False,
+                        description="tgqr: encrypted Telethon sessions by tenant",
+                    )
+                )
+        except _UNAVAILABLE as exc:
+            raise VaultUnavailableError(f"session bucket {bucket!r} unavailable: {exc!r}") from exc
+        return cls(kv, keys, bucket=bucket)
+
+    async def put(self, tenant: str, session: str, *, stage: Stage) -> None:
+        token = seal(self._keys, validate_tenant(tenant), session, stage)
+        try:
+            await self._kv.put(tenant, token)
+        except _UNAVAILABLE as exc:
+            raise VaultUnavailableError(f"cannot store the session of {tenant!r}: {exc!r}") from exc
+
+    async def get(self, tenant: str) -> VaultEntry | None:
+        validate_tenant(tenant)
+        token = await self._raw(tenant)
+        return None if token is None else unseal(self._keys, tenant, token)
+
+    async def delete(self, tenant: str) -> None:
+        validate_tenant(tenant)
+        try:
+            # Purge, not delete: no revision of the encrypted session stays behind the marker.
+            await self._kv.purge(tenant)
+        except _UNAVAILABLE as exc:
+            raise VaultUnavailableError(
+                f"cannot delete the session of {tenant!r}: {exc!r}"
+            ) from exc
+
+    async def tenants(self) -> list[str]:
+        try:
+            return sorted(await self._kv.keys())
+        except nats.js.errors.NoKeysError:
+            return []
+        except _UNAVAILABLE as exc:
+            raise VaultUnavailableError(f"cannot list the vault: {exc!r}") from exc
+
+    async def rotate(self) -> int:
+        count = 0
+        for tenant in await self.tenants():
+            if await self._rotate_one(tenant):
+                count += 1
+        return count
+
+    async def _rotate_one(self, tenant: str) -> bool:
+        while True:
+            try:
+                entry = await self._kv.get(tenant)
+            except nats.js.errors.KeyNotFoundError:
+                return False  # deleted meanwhile
+            except _UNAVAILABLE as exc:
+                raise VaultUnavailableError(f"cannot read the vault: {exc!r}") from exc
+            token = reseal(self._keys, tenant, entry.value or b"")
+            try:
+                # Compare-and-set: a concurrent put is re-read and rotated, never overwritten.
+                await self._kv.update(tenant, token, last=entry.revision)
+            except nats.js.errors.KeyWrongLastSequenceError:
+                continue
+            except _UNAVAILABLE as exc:
+                raise VaultUnavailableError(f"cannot rotate the vault: {exc!r}") from exc
+            return True
+
+    async def _raw(self, tenant: str) -> bytes | None:
+        try:
+            entry = await self._kv.get(tenant)
+        except nats.js.errors.KeyNotFoundError:
+            return None
+        except _UNAVAILABLE as exc:
+            raise VaultUnavailableError(f"cannot read the session of {tenant!r}: {exc!r}") from exc
+        return entry.value or None

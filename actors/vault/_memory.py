@@ -1,0 +1,59 @@
+"""The vault's verified fake: the same sealed tokens as the KV store, held in a mapping."""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+
+import anyio.lowlevel
+from cryptography.fernet import MultiFernet
+
+from events import validate_tenant
+
+from ._keyring import reseal, seal, unseal
+from ._port import Stage, VaultEntry
+
+__all__ = ["MemorySessionVault"]
+
+
+class MemorySessionVault:
+    """An in-process vault holding the same tokens the KV adapter would.
+
+    It encrypts too, so rotation and wrong keys behave as they do in :class:`KvSessionVault`.
+    ``store`` (tenant -> token) may be shared between instances to model one bucket opened with
+    different key rings. Each method is a checkpoint and never blocks otherwise.
+    """
+
+    def __init__(
+        self, keys: MultiFernet, *, store: MutableMapping[str, bytes] | None = None
+    ) -> None:
+        self._keys = keys
+        self._store: MutableMapping[str, bytes] = {} if store is None else store
+
+    def __repr__(self) -> str:
+        return f"MemorySessionVault(entries={len(self._store)})"
+
+    async def put(self, tenant: str, session: str, *, stage: Stage) -> None:
+        await anyio.lowlevel.checkpoint()
+        validate_tenant(tenant)
+        self._store[tenant] = seal(self._keys, tenant, session, stage)
+
+    async def get(self, tenant: str) -> VaultEntry | None:
+        await anyio.lowlevel.checkpoint()
+        token = self._store.get(validate_tenant(tenant))
+        return None if token is None else unseal(self._keys, tenant, token)
+
+    async def delete(self, tenant: str) -> None:
+        await anyio.lowlevel.checkpoint()
+        self._store.pop(validate_tenant(tenant), None)
+
+    async def tenants(self) -> list[str]:
+        await anyio.lowlevel.checkpoint()
+        return sorted(self._store)
+
+    async def rotate(self) -> int:
+        await anyio.lowlevel.checkpoint()
+        count = 0
+        for tenant in sorted(self._store):
+            self._store[tenant] = reseal(self._keys, tenant, self._store[tenant])
+            count += 1
+        return count
