@@ -75,6 +75,11 @@ class Telemetry:
         self._restarts = meter.create_counter(
             "tgqr_actor_restarts_total", unit="1", description="Supervised actor restarts"
         )
+        self._quarantined = meter.create_counter(
+            "tgqr_tenant_quarantined_total",
+            unit="1",
+            description="Tenants found with stored messages that do not verify",
+        )
         self._cleanup = meter.create_histogram(
             "telethon_session_cleanup_duration_seconds",
             unit="s",
@@ -108,6 +113,9 @@ class Telemetry:
 
     def actor_restart(self, tenant: str) -> None:
         self._restarts.add(1, {"tenant": tenant})
+
+    def tenant_quarantined(self, tenant: str) -> None:
+        self._quarantined.add(1, {"tenant": tenant})
 
     def session_cleanup(self, tenant: str, seconds: float) -> None:
         """A Telegram client took ``seconds`` to disconnect."""

@@ -29,6 +29,7 @@ from .catalogue import (
     PasswordRejected,
     PasswordRequired,
     QrIssued,
+    QuarantineLifted,
     Scanned,
 )
 from .chain import MAC_HEADER, ChainKey, Head, Sealed, seal
@@ -37,10 +38,12 @@ from .errors import (
     ConcurrencyConflictError,
     EventLogError,
     EventLogUnavailableError,
+    TenantQuarantinedError,
     UndecodableEventError,
 )
 from .log import MAX_CHUNK, ChainedLog, EventLog, Record, StoredMessage, Undecodable, decode_stored
 from .memory import MemoryEventLog
+from .quarantine import BadMessage, TenantLog, check_tenant
 from .verify import ChainBreak, ChainVerifier, VerifyReport, verify_log
 
 __all__ = [
@@ -52,6 +55,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "ActorRestarted",
     "Authorized",
+    "BadMessage",
     "ChainBreak",
     "ChainKey",
     "ChainVerifier",
@@ -74,13 +78,17 @@ __all__ = [
     "PasswordRejected",
     "PasswordRequired",
     "QrIssued",
+    "QuarantineLifted",
     "Record",
     "Scanned",
     "Sealed",
     "StoredMessage",
+    "TenantLog",
+    "TenantQuarantinedError",
     "Undecodable",
     "UndecodableEventError",
     "VerifyReport",
+    "check_tenant",
     "current_json",
     "decode_event",
     "decode_stored",

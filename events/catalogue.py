@@ -29,6 +29,7 @@ __all__ = [
     "PasswordRejected",
     "PasswordRequired",
     "QrIssued",
+    "QuarantineLifted",
     "Scanned",
 ]
 
@@ -127,6 +128,14 @@ class ActorRestarted(EventBase, frozen=True, kw_only=True, tag="ActorRestarted")
     error: str
 
 
+class QuarantineLifted(EventBase, frozen=True, kw_only=True, tag="QuarantineLifted"):
+    """An operator released the quarantined tenant: the stored messages at ``sequences`` did
+    not verify and are not part of the chain (they stay in the log for the audit)."""
+
+    sequences: tuple[int, ...]
+    note: str = ""
+
+
 Event = (
     LoginStarted
     | QrIssued
@@ -140,6 +149,7 @@ Event = (
     | LoginCancelled
     | LoggedOut
     | ActorRestarted
+    | QuarantineLifted
 )
 
 EVENT_TYPES: Final[dict[str, type[EventBase]]] = {
@@ -157,5 +167,6 @@ EVENT_TYPES: Final[dict[str, type[EventBase]]] = {
         LoginCancelled,
         LoggedOut,
         ActorRestarted,
+        QuarantineLifted,
     )
 }

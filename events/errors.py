@@ -6,6 +6,7 @@ __all__ = [
     "ConcurrencyConflictError",
     "EventLogError",
     "EventLogUnavailableError",
+    "TenantQuarantinedError",
     "UndecodableEventError",
 ]
 
@@ -47,3 +48,22 @@ class UndecodableEventError(EventLogError):
         self.subject = subject
         self.why = why
         super().__init__(f"undecodable event at stream sequence {seq} ({subject}): {why}")
+
+
+class TenantQuarantinedError(EventLogError):
+    """Raised when a tenant's stored messages include some that do not verify.
+
+    A message on the tenant's subject that does not decode, names another tenant, fails its
+    chain MAC or breaks the chain link was not written by tgqr as it is: it changes no state,
+    and the tenant is quarantined until an operator releases it (``tgqr tenant repair``).
+    ``bad`` lists ``(sequence, reason)`` pairs; the message never holds event contents.
+    """
+
+    def __init__(self, tenant: str, bad: tuple[tuple[int, str], ...]) -> None:
+        self.tenant = tenant
+        self.bad = bad
+        first = bad[0][0] if bad else 0
+        super().__init__(
+            f"tenant {tenant!r} is quarantined: {len(bad)} stored message(s) do not verify "
+            f"(first at sequence {first})"
+        )

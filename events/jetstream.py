@@ -26,11 +26,8 @@ from .errors import EventLogUnavailableError
 from .log import (
     MAX_CHUNK,
     ChainedLog,
-    Record,
     StoredMessage,
-    Undecodable,
     WrongLastSequenceError,
-    decode_stored,
 )
 
 __all__ = ["STREAM", "JetStreamEventLog", "ensure_stream"]
@@ -126,9 +123,9 @@ class JetStreamEventLog(ChainedLog):
             delay = min(delay * 2, 2.0)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def read_tenant(self, tenant: str, after: int = 0) -> list[Record]:
+    async def _read_subject(self, tenant: str, after: int) -> list[StoredMessage]:
         subject = event_subject(tenant)
-        out: list[Record] = []
+        out: list[StoredMessage] = []
         seq = after + 1
         while True:
             try:
@@ -140,14 +137,11 @@ class JetStreamEventLog(ChainedLog):
                 raise EventLogUnavailableError(f"read of {tenant!r} failed: {exc!r}") from exc
             stored_ns = int(msg.time.timestamp() * 1e9) if msg.time else 0
             mac = (msg.headers or {}).get(MAC_HEADER, "")
-            item = decode_stored(
+            out.append(
                 StoredMessage(int(msg.seq or 0), msg.subject or subject, msg.data or b"", mac,
                               stored_ns)
             )  # fmt: skip
-            if isinstance(item, Undecodable):
-                raise item.error
-            out.append(item)
-            seq = item.seq + 1
+            seq = out[-1].seq + 1
 
     async def read_chunks(
         self, start: int = 1, *, follow: bool = False

@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import abc
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Final
 
-import msgspec
-
-from ._tenant import event_subject, tenant_of_subject
+from ._tenant import event_subject
 from .catalogue import Event
 from .chain import ChainKey, Head, Sealed, seal
-from .codec import decode_event
-from .errors import ConcurrencyConflictError, UndecodableEventError
+from .errors import ConcurrencyConflictError, TenantQuarantinedError
+from .quarantine import TenantLog, check_tenant
+from .records import Record, StoredMessage, Undecodable, decode_stored
 
 __all__ = [
     "MAX_CHUNK",
@@ -35,63 +32,6 @@ __all__ = [
 
 MAX_CHUNK: Final = 4096
 """The most messages one :meth:`EventLog.read_chunks` chunk holds (it bounds the buffer)."""
-
-
-class StoredMessage(msgspec.Struct, frozen=True, gc=False):
-    """One message as the log stores it, not decoded: what bulk readers (the projector) take.
-
-    ``stored_ns`` is the store's timestamp in nanoseconds since the epoch (0 if unknown).
-    A msgspec Struct because readers build one per message on their hottest path.
-    """
-
-    seq: int
-    subject: str
-    data: bytes
-    mac: str
-    stored_ns: int = 0
-
-    @property
-    def stored_at(self) -> datetime | None:
-        """``stored_ns`` as an aware UTC datetime (None if unknown)."""
-        if not self.stored_ns:
-            return None
-        return datetime.fromtimestamp(self.stored_ns / 1e9, UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One stored event with its stream position, its MAC and its exact bytes."""
-
-    seq: int
-    tenant: str
-    event: Event
-    mac: str
-    data: bytes
-    stored_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Undecodable:
-    """A message on an event subject that is not a valid event (see ``error``)."""
-
-    seq: int
-    subject: str
-    data: bytes
-    mac: str
-    error: UndecodableEventError
-
-
-def decode_stored(message: StoredMessage) -> Record | Undecodable:
-    """Decode one stored message: a :class:`Record`, or :class:`Undecodable` saying why."""
-    seq, subject, data, mac = message.seq, message.subject, message.data, message.mac
-    try:
-        tenant = tenant_of_subject(subject)
-        event = decode_event(data, seq=seq, subject=subject)
-    except UndecodableEventError as exc:
-        return Undecodable(seq, subject, data, mac, exc)
-    except ValueError as exc:
-        return Undecodable(seq, subject, data, mac, UndecodableEventError(seq, subject, str(exc)))
-    return Record(seq, tenant, event, mac, data, message.stored_at)
 
 
 class WrongLastSequenceError(Exception):
@@ -113,16 +53,32 @@ class EventLog(abc.ABC):
             InvalidTenantError: ``tenant`` is not a valid id (nothing is published).
             ValueError: an event belongs to another tenant.
             ConcurrencyConflictError: another writer appended after ``head``.
+            TenantQuarantinedError: a message that does not verify was stored after ``head``.
             EventLogUnavailableError: the store did not answer after retries.
         """
 
     @abc.abstractmethod
-    async def read_tenant(self, tenant: str, after: int = 0) -> list[Record]:
-        """The tenant's events with stream sequence greater than ``after``, in order.
+    async def load_tenant(self, tenant: str, *, after: Head | None = None) -> TenantLog:
+        """The tenant's chain as it verifies: its events, its head and any bad messages.
+
+        Never raises for what the log holds: a message that does not verify is listed in
+        ``bad`` (see :mod:`events.quarantine`). ``after``: only the messages after that head.
 
         Raises:
-            UndecodableEventError: a stored message is not a valid event (names its sequence).
+            EventLogUnavailableError: the store did not answer.
         """
+
+    async def read_tenant(self, tenant: str, after: int = 0) -> list[Record]:
+        """The tenant's verified events with stream sequence greater than ``after``, in order.
+
+        Raises:
+            TenantQuarantinedError: a stored message of the tenant does not verify.
+            EventLogUnavailableError: the store did not answer.
+        """
+        log = await self.load_tenant(tenant)
+        if log.bad:
+            raise TenantQuarantinedError(tenant, tuple((b.seq, b.reason) for b in log.bad))
+        return [record for record in log.records if record.seq > after]
 
     @abc.abstractmethod
     def read_chunks(
@@ -163,6 +119,19 @@ class ChainedLog(EventLog):
         self._key = key
 
     @abc.abstractmethod
+    async def _read_subject(self, tenant: str, after: int) -> list[StoredMessage]:
+        """Every message stored on the tenant's subject after sequence ``after``, in order.
+
+        Raises:
+            EventLogUnavailableError: the store did not answer.
+        """
+
+    async def load_tenant(self, tenant: str, *, after: Head | None = None) -> TenantLog:
+        messages = await self._read_subject(tenant, after.seq if after else 0)
+        items = (decode_stored(message) for message in messages)
+        return check_tenant(tenant, items, self._key, after=after)
+
+    @abc.abstractmethod
     async def _publish(self, subject: str, sealed: Sealed, expected_seq: int) -> int:
         """Store one event if the subject's last sequence is ``expected_seq``; return its seq.
 
@@ -197,12 +166,13 @@ class ChainedLog(EventLog):
         of ``pending``. Returns the head after them and how many of ``pending`` they cover.
 
         Raises:
+            TenantQuarantinedError: a message that does not verify was stored after ``head``.
             ConcurrencyConflictError: anything else was stored after ``head``.
         """
-        try:
-            stored = await self.read_tenant(tenant, after=head.seq)
-        except UndecodableEventError as exc:
-            raise ConcurrencyConflictError(tenant, head.seq, exc.seq) from exc
+        log = await self.load_tenant(tenant, after=head)
+        if log.bad:
+            raise TenantQuarantinedError(tenant, tuple((b.seq, b.reason) for b in log.bad))
+        stored = log.records
         if not stored or len(stored) > len(pending):
             raise ConcurrencyConflictError(tenant, head.seq, actual)
         for record, event in zip(stored, pending, strict=False):

@@ -12,11 +12,8 @@ from .chain import ChainKey, Head, Sealed
 from .log import (
     MAX_CHUNK,
     ChainedLog,
-    Record,
     StoredMessage,
-    Undecodable,
     WrongLastSequenceError,
-    decode_stored,
 )
 
 __all__ = ["MemoryEventLog"]
@@ -54,17 +51,13 @@ class MemoryEventLog(ChainedLog):
         subject, data, mac, _, stored_at = self._messages[seq - 1]
         return StoredMessage(seq, subject, data, mac, int(stored_at.timestamp() * 1e9))
 
-    async def read_tenant(self, tenant: str, after: int = 0) -> list[Record]:
+    async def _read_subject(self, tenant: str, after: int) -> list[StoredMessage]:
         subject = event_subject(tenant)
-        out: list[Record] = []
-        for seq in range(after + 1, len(self._messages) + 1):
-            if self._messages[seq - 1][0] != subject:
-                continue
-            item = decode_stored(self._stored(seq))
-            if isinstance(item, Undecodable):
-                raise item.error
-            out.append(item)
-        return out
+        return [
+            self._stored(seq)
+            for seq in range(after + 1, len(self._messages) + 1)
+            if self._messages[seq - 1][0] == subject
+        ]
 
     async def read_chunks(
         self, start: int = 1, *, follow: bool = False

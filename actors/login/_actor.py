@@ -16,7 +16,7 @@ import anyio
 import anyio.abc
 
 from actors.telegram import SessionRevokedError, TelegramError, TelegramUnavailableError
-from events import Authorized, LoggedOut
+from events import Authorized, LoggedOut, TenantQuarantinedError
 
 from ._attempt import run_attempt
 from ._decide import decide
@@ -148,6 +148,9 @@ async def _command(
     except TelegramError as exc:
         _log.info("telegram error %s tenant=%s", type(exc).__name__, ledger.tenant)
         decision = Decision(error="unavailable", message=_telegram_trouble(exc))
+    except TenantQuarantinedError as exc:
+        envelope.refuse(ledger.tenant, "tenant_quarantined", str(exc))
+        raise
     except BaseException:
         envelope.refuse(ledger.tenant, "unavailable", "the tenant's actor stopped; retry")
         raise

@@ -18,6 +18,7 @@ from events import (
     Head,
     LoginStarted,
     QrIssued,
+    TenantQuarantinedError,
 )
 
 from ._decide import decide
@@ -44,19 +45,21 @@ class Ledger:
 
     @classmethod
     async def hydrate(cls, tenant: str, deps: ActorDeps) -> Ledger:
-        """Fold the tenant's stored events (at most ``deps.hydration`` actors at once).
+        """Fold the tenant's verified events (at most ``deps.hydration`` actors at once).
 
         Raises:
+            TenantQuarantinedError: a stored message of the tenant does not verify.
             EventLogError: the log could not be read.
         """
         if deps.hydration is None:
-            records = await deps.log.read_tenant(tenant)
+            log = await deps.log.load_tenant(tenant)
         else:
             async with deps.hydration:
-                records = await deps.log.read_tenant(tenant)
-        state = fold(LoginState(tenant=tenant), (record.event for record in records))
-        head = Head(records[-1].seq, records[-1].mac) if records else Head()
-        return cls(tenant, deps, state, head)
+                log = await deps.log.load_tenant(tenant)
+        if log.quarantined:
+            raise TenantQuarantinedError(tenant, tuple((b.seq, b.reason) for b in log.bad))
+        state = fold(LoginState(tenant=tenant), (record.event for record in log.records))
+        return cls(tenant, deps, state, log.head)
 
     async def apply(
         self,

@@ -154,10 +154,10 @@ class AttemptEnded:
 Mail = Envelope | Observed | AttemptEnded
 
 
-def refuse_mail(tenant: str, mail: Mail, why: str) -> None:
-    """Answer ``mail`` that will never run (a command: ``unavailable``; the rest: nothing)."""
+def refuse_mail(tenant: str, mail: Mail, code: str, why: str) -> None:
+    """Answer ``mail`` that will never run (a command: error ``code``; the rest: nothing)."""
     if isinstance(mail, Envelope):
-        mail.refuse(tenant, "unavailable", why)
+        mail.refuse(tenant, code, why)
 
 
 class Mailbox(NamedTuple):

@@ -1,7 +1,8 @@
 """The login aggregate's state and its status rules: ``evolve``, ``fold`` and the timers.
 
 Pure and synchronous: no IO and no clock. ``evolve(state, event)`` is the one definition of what
-each event does to a tenant's status; the projection's SQL fold is held to it by a test.
+each event does to a tenant's status (the table in its docstring); the projection's SQL fold is
+held to it by ``tests/test_status_rules.py``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from events import (
     PasswordRejected,
     PasswordRequired,
     QrIssued,
+    QuarantineLifted,
     Scanned,
 )
 
@@ -98,7 +100,30 @@ class LoginState:
 
 
 def evolve(state: LoginState, event: Event) -> LoginState:
-    """The state after ``event``. Total: an event that does not fit changes only bookkeeping."""
+    """The state after ``event``: any event, in any state. The status rules, the only copy:
+
+    ====================================  ==================================
+    event                                 status after it
+    ====================================  ==================================
+    ``LoginStarted``, ``QrIssued``        ``pending``
+    ``Scanned``                           ``scanned``
+    ``PasswordRequired``,                 ``password_required``
+    ``PasswordRejected``
+    ``Authorized``                        ``authorized``
+    ``Expired``                           ``expired``
+    ``LoginFailed``                       ``failed``
+    ``LoginCancelled``                    ``cancelled``
+    ``LoggedOut``                         ``logged_out``
+    ``FloodWaited``, ``ActorRestarted``,  unchanged
+    ``QuarantineLifted``
+    ====================================  ==================================
+
+    The status depends on the event alone, never on the status before it: which event may
+    follow which is :func:`decide`'s rule (no token during 2FA, no scan after the end, ...),
+    and an event in the log has happened, so ``evolve`` does not judge it a second time. The
+    projection's set-based fold (``projections.sql.STATE_AFTER``) states the same table;
+    ``tests/test_status_rules.py`` holds the two equal on arbitrary histories.
+    """
     s = replace(state, last_event=type(event).__name__)
     match event:
         case LoginStarted():
@@ -115,7 +140,7 @@ def evolve(state: LoginState, event: Event) -> LoginState:
         case QrIssued():
             return replace(
                 s,
-                status="pending" if s.status in LIVE else s.status,
+                status="pending",
                 qr_url=event.url,
                 qr_issued_at=event.at,
                 qr_expires_at=event.expires_at,
@@ -123,11 +148,13 @@ def evolve(state: LoginState, event: Event) -> LoginState:
                 retry_at=None,
             )
         case Scanned():
-            return replace(s, status="scanned" if s.status == "pending" else s.status)
+            return replace(s, status="scanned")
         case PasswordRequired():
             return replace(s, status="password_required", qr_url=None, qr_expires_at=None)
         case PasswordRejected():
-            return replace(s, tries_left=event.tries_left, retry_at=None)
+            return replace(
+                s, status="password_required", tries_left=event.tries_left, retry_at=None
+            )
         case Authorized():
             return replace(
                 s,
@@ -148,7 +175,7 @@ def evolve(state: LoginState, event: Event) -> LoginState:
             return replace(_ended(s, "logged_out"), user_id=None)
         case FloodWaited():
             return replace(s, retry_at=event.retry_at)
-        case ActorRestarted():
+        case ActorRestarted() | QuarantineLifted():
             return s
 
 

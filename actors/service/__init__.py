@@ -13,6 +13,9 @@ from ._natsserver import (
     find_nats_server,
     start_nats_server,
 )
+from ._repair import (
+    lift_quarantine,
+)
 from ._run import (
     NATS_URL_FILE,
     RunningService,
@@ -30,6 +33,7 @@ __all__ = [
     "ServiceConfig",
     "connect_nats",
     "find_nats_server",
+    "lift_quarantine",
     "load_chain_key",
     "run_service",
     "start_nats_server",

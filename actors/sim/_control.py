@@ -16,7 +16,7 @@ from nats.aio.client import Client
 
 from actors.gateway import error_reply
 from actors.login import LoginState, fold
-from events import EventLog, InvalidTenantError, validate_tenant
+from events import EventLog, InvalidTenantError, TenantQuarantinedError, validate_tenant
 
 from ._errors import SimulatorError
 from ._simulator import Simulator
@@ -52,7 +52,10 @@ async def _scan(sim: Simulator, event_log: EventLog, data: bytes) -> bytes:
             validate_tenant(body.tenant)
         except InvalidTenantError as exc:
             return error_reply("invalid_tenant", str(exc))
-        records = await event_log.read_tenant(body.tenant)
+        try:
+            records = await event_log.read_tenant(body.tenant)
+        except TenantQuarantinedError as exc:
+            return error_reply("tenant_quarantined", str(exc))
         state = fold(LoginState(tenant=body.tenant), (r.event for r in records))
         if state.status not in _LIVE or state.qr_url is None:
             return error_reply(

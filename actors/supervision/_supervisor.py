@@ -21,7 +21,15 @@ from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from actors.login import LIVE, LoginState, fold
-from events import ActorRestarted, ConcurrencyConflictError, Event, EventLog, Head, LoginFailed
+from events import (
+    ActorRestarted,
+    ConcurrencyConflictError,
+    Event,
+    EventLog,
+    Head,
+    LoginFailed,
+    TenantQuarantinedError,
+)
 
 from ._backoff import BackoffPolicy, RestartTracker
 
@@ -47,6 +55,7 @@ class SupervisorStatistics:
     live_actors: int
     restarts: int
     gave_up: int
+    quarantined: int = 0
 
 
 @dataclass(slots=True)
@@ -61,8 +70,10 @@ class TenantSupervisor(Generic[M]):
     ``runner(tenant, send, receive)`` runs one actor over its mailbox (``send`` is for the
     actor's own observations) until it returns or raises. The supervisor writes
     ``ActorRestarted`` and ``LoginFailed(crashed)`` to ``event_log`` itself. ``refuse(tenant,
-    mail, why)`` answers mail the supervisor drops (after give-up, or when it stops), so that
-    every command gets its one reply.
+    mail, code, why)`` answers mail the supervisor drops (after give-up, for a quarantined
+    tenant, or when it stops), so that every command gets its one reply. A quarantined tenant
+    (its log holds messages that do not verify) is not restarted: each command finds out
+    again from the log, so a release by anyone (``tgqr tenant repair``) takes effect at once.
     """
 
     def __init__(
@@ -79,7 +90,8 @@ class TenantSupervisor(Generic[M]):
         backoff: BackoffPolicy | None = None,
         mailbox_size: int = 32,
         on_restart: Callable[[str], None] | None = None,
-        refuse: Callable[[str, M, str], None] | None = None,
+        refuse: Callable[[str, M, str, str], None] | None = None,
+        on_quarantine: Callable[[str], None] | None = None,
     ) -> None:
         self._runner = runner
         self._log = event_log
@@ -91,6 +103,8 @@ class TenantSupervisor(Generic[M]):
         self._mailbox_size = mailbox_size
         self._on_restart = on_restart
         self._refuse = refuse
+        self._on_quarantine = on_quarantine
+        self._quarantined: set[str] = set()
         self._children: dict[str, _Child[M]] = {}
         self._tg: TaskGroup | None = None
         self._restarts = 0
@@ -127,7 +141,9 @@ class TenantSupervisor(Generic[M]):
         self._ensure(tenant)
 
     def statistics(self) -> SupervisorStatistics:
-        return SupervisorStatistics(len(self._children), self._restarts, self._gave_up)
+        return SupervisorStatistics(
+            len(self._children), self._restarts, self._gave_up, len(self._quarantined)
+        )
 
     def _ensure(self, tenant: str) -> _Child[M]:
         child = self._children.get(tenant)
@@ -146,7 +162,7 @@ class TenantSupervisor(Generic[M]):
         # Conflicts (another writer) rehydrate with a backoff of their own that never gives up
         # and is never counted as a crash.
         conflicts = RestartTracker(BackoffPolicy(give_up=False), self._random)
-        why = "the service is stopping"
+        code, why = "unavailable", "the service is stopping"
         try:
             while True:
                 tracker.on_started(self._monotonic())
@@ -155,6 +171,10 @@ class TenantSupervisor(Generic[M]):
                     # Clones per run: closing them leaves the supervisor's own ends open.
                     with child.send.clone() as send, child.receive.clone() as receive:
                         await self._runner(tenant, send, receive)
+                except TenantQuarantinedError as exc:
+                    self._note_quarantine(tenant, exc)
+                    code, why = "tenant_quarantined", str(exc)
+                    return
                 except ConcurrencyConflictError:
                     delay = conflicts.on_crash(self._monotonic()).delay_s
                     log.warning("tenant=%s conflict, rehydrating in %.2fs", tenant, delay)
@@ -165,6 +185,7 @@ class TenantSupervisor(Generic[M]):
                         why = "the tenant's actor crashed too often; retry later"
                         return
                     continue
+                self._quarantined.discard(tenant)
                 # The actor returned: its tenant is idle. Leave unless work arrived meanwhile
                 # (checked and removed in one step: no await in between).
                 if child.receive.statistics().current_buffer_used == 0:
@@ -173,9 +194,19 @@ class TenantSupervisor(Generic[M]):
             if self._children.get(tenant) is child:
                 del self._children[tenant]
             child.send.close()
-            self._drain(tenant, child, why)
+            self._drain(tenant, child, code, why)
 
-    def _drain(self, tenant: str, child: _Child[M], why: str) -> None:
+    def _note_quarantine(self, tenant: str, exc: TenantQuarantinedError) -> None:
+        """One log line and one metric per tenant that becomes quarantined."""
+        if tenant in self._quarantined:
+            return
+        self._quarantined.add(tenant)
+        seqs = ", ".join(str(seq) for seq, _ in exc.bad[:10])
+        log.error("tenant=%s quarantined: messages %s do not verify", tenant, seqs)
+        if self._on_quarantine is not None:
+            self._on_quarantine(tenant)
+
+    def _drain(self, tenant: str, child: _Child[M], code: str, why: str) -> None:
         """Answer whatever is still queued for ``tenant`` (nothing will run it)."""
         while True:
             try:
@@ -183,7 +214,7 @@ class TenantSupervisor(Generic[M]):
             except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
                 break
             if self._refuse is not None:
-                self._refuse(tenant, mail, why)
+                self._refuse(tenant, mail, code, why)
         child.receive.close()
 
     async def _after_crash(self, tenant: str, tracker: RestartTracker, exc: Exception) -> bool:

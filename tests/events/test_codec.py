@@ -77,6 +77,7 @@ GOLDEN = {
     "FloodWaited": f'{{"type":"FloodWaited",{ENVELOPE},"seconds":7,"method":"auth.exportLoginToken","retry_at":"{AT}"}}',
     "LoginFailed": f'{{"type":"LoginFailed",{ENVELOPE},"reason":"ownership_mismatch"}}',
     "LoginCancelled": f'{{"type":"LoginCancelled",{ENVELOPE}}}',
+    "QuarantineLifted": f'{{"type":"QuarantineLifted",{ENVELOPE},"sequences":[7,9],"note":"junk from a test client"}}',
     "LoggedOut": f'{{"type":"LoggedOut",{ENVELOPE},"reason":"revoked"}}',
     "ActorRestarted": f'{{"type":"ActorRestarted",{ENVELOPE},"restart":2,"delay_s":1.1,"error":"RuntimeError"}}',
 }

@@ -12,6 +12,7 @@ import pytest
 
 from actors.service import NatsServer
 from events import (
+    MAC_HEADER,
     MAX_CHUNK,
     ChainKey,
     ConcurrencyConflictError,
@@ -22,10 +23,11 @@ from events import (
     LoginStarted,
     MemoryEventLog,
     QrIssued,
+    QuarantineLifted,
     Record,
     Scanned,
+    TenantQuarantinedError,
     Undecodable,
-    UndecodableEventError,
     decode_stored,
     event_subject,
 )
@@ -60,13 +62,14 @@ async def log(request: pytest.FixtureRequest) -> AsyncIterator[EventLog]:
     await nc.drain()
 
 
-async def inject_raw(log: EventLog, tenant: str, data: bytes) -> None:
+async def inject_raw(log: EventLog, tenant: str, data: bytes, mac: str = "") -> None:
     """Store raw bytes on a tenant's subject, bypassing the log (a bug's or a forger's write)."""
     if isinstance(log, MemoryEventLog):
-        log.inject(event_subject(tenant), data)
+        log.inject(event_subject(tenant), data, mac)
     else:
         assert isinstance(log, JetStreamEventLog)
-        await log._js.publish(event_subject(tenant), data)
+        headers = {MAC_HEADER: mac} if mac else None
+        await log._js.publish(event_subject(tenant), data, headers=headers)
 
 
 async def collect(log: EventLog, start: int = 1) -> list[Record | Undecodable]:
@@ -132,12 +135,12 @@ async def test_read_chunks_hands_out_stored_bytes_in_bounded_chunks(log: EventLo
     events = [started("alice"), *(qr("alice", n) for n in range(MAX_CHUNK + 10))]
     head = await log.append("alice", events[:1], Head())
     await inject_raw(log, "alice", b"garbage")
-    await log.append("alice", events[1:], await log.head("alice"))
+    await log.append("alice", events[1:], (await log.load_tenant("alice")).head)
     chunks = [chunk async for chunk in log.read_chunks(1)]
     assert all(0 < len(chunk) <= MAX_CHUNK for chunk in chunks)
     messages = [m for chunk in chunks for m in chunk]
     assert [m.seq for m in messages] == list(range(1, len(events) + 2))
-    records = await log.read_tenant("alice", after=2)
+    records = [r for r in (await log.load_tenant("alice")).records if r.seq > 2]
     assert [(m.data, m.mac) for m in messages[2:]] == [(r.data, r.mac) for r in records]
     assert messages[0].mac == head.mac
     assert (messages[1].subject, messages[1].data) == (event_subject("alice"), b"garbage")
@@ -252,10 +255,48 @@ async def test_undecodable_data_names_its_sequence(log: EventLog) -> None:
     assert "JSON" in reasons[0]
     assert "unknown event type" in reasons[1]
     assert "newer" in reasons[2]
-    with pytest.raises(UndecodableEventError) as info:
+    with pytest.raises(TenantQuarantinedError) as info:
         await log.read_tenant("alice")
-    assert info.value.seq == head.seq + 1
+    assert [seq for seq, _ in info.value.bad] == [head.seq + 1, head.seq + 2, head.seq + 3]
+    assert all(reason.startswith("undecodable") for _, reason in info.value.bad)
     assert str(head.seq + 1) in str(info.value)
+
+
+async def test_forged_and_replayed_events_quarantine_the_tenant(log: EventLog) -> None:
+    """A well-formed event with a made-up MAC, and a genuine event stored again, do not
+    verify: they change nothing, every other tenant reads fine, and a later genuine event
+    links past them."""
+    head = await log.append("alice", [started("alice"), qr("alice", 1)], Head())
+    await log.append("bob", [started("bob")], Head())
+    genuine = (await log.read_tenant("alice"))[-1]
+    forged = msgspec.json.encode(
+        {"type": "Scanned", "tenant": "alice", "attempt": 1, "at": "2026-01-01T00:00:00Z"}
+    )
+    await inject_raw(log, "alice", forged, "0" * 64)
+    await inject_raw(log, "alice", genuine.data, genuine.mac)  # a replay
+    tenant_log = await log.load_tenant("alice")
+    assert [r.seq for r in tenant_log.records] == [head.seq - 1, head.seq]
+    assert [b.reason for b in tenant_log.bad] == [
+        "MAC mismatch: event altered or forged",
+        "chain link broken: previous event deleted or reordered",
+    ]
+    assert tenant_log.head.mac == head.mac
+    assert tenant_log.head.seq == head.seq + 3  # bob's event sits in between
+    with pytest.raises(TenantQuarantinedError):
+        await log.read_tenant("alice")
+    assert len(await log.read_tenant("bob")) == 1
+    lifted = QuarantineLifted(
+        tenant="alice",
+        attempt=1,
+        at=datetime(2026, 1, 1, tzinfo=UTC),
+        sequences=tuple(b.seq for b in tenant_log.bad),
+    )
+    await log.append("alice", [lifted, qr("alice", 2)], tenant_log.head)
+    released = await log.load_tenant("alice")
+    assert not released.quarantined
+    assert [b.seq for b in released.released] == [b.seq for b in tenant_log.bad]
+    kinds = [type(r.event).__name__ for r in await log.read_tenant("alice")]
+    assert kinds == ["LoginStarted", "QrIssued", "QuarantineLifted", "QrIssued"]
 
 
 async def test_scanned_events_have_no_extra_fields(log: EventLog) -> None:

@@ -23,6 +23,7 @@ from events import (
     PasswordRejected,
     PasswordRequired,
     QrIssued,
+    QuarantineLifted,
     Scanned,
     StoredMessage,
     encode_event,
@@ -201,6 +202,7 @@ def _any_event(draw: st.DrawFn, at: datetime) -> Event:
         lambda: LoggedOut(**env, reason="command"),
         lambda: FloodWaited(**env, seconds=draw(st.integers(1, 60)), method="m"),
         lambda: ActorRestarted(**env, restart=1, delay_s=0.5, error="x"),
+        lambda: QuarantineLifted(**env, sequences=(draw(st.integers(1, 9)),)),
     ]  # fmt: skip
     made: Event = draw(st.sampled_from(makers))()
     return made

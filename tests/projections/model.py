@@ -1,6 +1,7 @@
 """The reference model of the projection: the rules of :mod:`projections.sql`, one event
 at a time, in plain Python. The store's set-based SQL must give the same rows
-(``test_fold.py``); nothing in the service uses this module.
+(``test_fold.py``), and the same ``state`` as ``actors.login.evolve`` (whose docstring has
+the status table; ``tests/test_status_rules.py``); nothing in the service uses this module.
 """
 
 from __future__ import annotations
@@ -137,9 +138,7 @@ class Fold:
                 row.attempts += 1
                 attempt.started_at = at
             case QrIssued():
-                # A fresh token means a scan is awaited again; 2FA continues on its session.
-                if row.state != "password_required":
-                    row.state = "pending"
+                row.state = "pending"
                 row.qr_url = event.url
                 row.qr_expires_at = event.expires_at
                 row.dc_id = event.dc_id

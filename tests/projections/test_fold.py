@@ -12,7 +12,7 @@ import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from events import ActorRestarted, Event, QrIssued, StoredMessage
+from events import ActorRestarted, Event, FloodWaited, QrIssued, StoredMessage
 from projections import ProjectionStore
 from tests.projections._histories import (
     T0,
@@ -79,22 +79,28 @@ def test_live_attempt_shows_the_current_qr() -> None:
     assert row["outcome"] is None
 
 
-def test_qr_during_2fa_keeps_password_required() -> None:
-    """A token refresh while the password is awaited does not send the tenant back to
-    pending, however many batches apart the two events are."""
+def test_the_last_status_event_names_the_state_across_batches() -> None:
+    """A batch without a status event keeps the stored state; the next status event names the
+    state whatever came before, batches apart (even a token during 2FA, which ``decide`` never
+    emits: the status table is in ``actors.login.evolve``'s docstring)."""
     events = attempt_events("acme", 1, T0, Script("password"))[:-1]  # stop before Authorized
+    flood = FloodWaited(tenant="acme", attempt=1, at=T0 + timedelta(minutes=4), seconds=3,
+                        method="m")  # fmt: skip
     refresh = QrIssued(tenant="acme", attempt=1, at=T0 + timedelta(minutes=5),
                        url="tg://login?token=late", expires_at=T0 + timedelta(minutes=6),
                        dc_id=2)  # fmt: skip
+    items = as_stored([*events, flood, refresh])
+    seen = []
     store = ProjectionStore.open(":memory:")
     try:
-        items = as_stored([*events, refresh])
-        store.apply_batch(items[:-1])
-        store.apply_batch(items[-1:])
-        [status] = store.status("acme")
+        for batch in (items[:-2], items[-2:-1], items[-1:]):
+            store.apply_batch(batch)
+            [status] = store.status("acme")
+            seen.append((status["state"], status["qr_url"]))
     finally:
         store.close()
-    assert (status["state"], status["qr_url"]) == ("password_required", "tg://login?token=late")
+    assert [state for state, _ in seen] == ["password_required", "password_required", "pending"]
+    assert seen[-1][1] == "tg://login?token=late"
 
 
 def test_crash_is_a_failure_and_restarts_count() -> None:

@@ -49,6 +49,8 @@ from events import (
     PasswordRequired,
     QrIssued,
     Scanned,
+    TenantQuarantinedError,
+    seal,
 )
 from events.memory import MemoryEventLog
 
@@ -57,6 +59,7 @@ pytestmark = pytest.mark.anyio
 TENANT = "acme"
 PASSWORD = "correct horse battery staple"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+CHAIN_KEY = ChainKey(b"k" * 32)
 
 
 class VirtualClock:
@@ -79,11 +82,12 @@ class HookedLog(MemoryEventLog):
     """A MemoryEventLog that calls hooks for each stored event (the test's "phone")."""
 
     def __init__(self) -> None:
-        super().__init__(ChainKey(b"k" * 32))
+        super().__init__(CHAIN_KEY)
         self.hooks: list[Callable[[Event], None]] = []
+        self.last_head = Head()
 
     async def append(self, tenant: str, events: Sequence[Event], head: Head) -> Head:
-        new_head = await super().append(tenant, events, head)
+        new_head = self.last_head = await super().append(tenant, events, head)
         for event in events:
             for hook in list(self.hooks):
                 hook(event)
@@ -565,7 +569,8 @@ async def test_concurrency_conflict_stops_the_actor_without_forking() -> None:
     def intrude(event: Event) -> None:
         if isinstance(event, QrIssued):
             rig.log.hooks.clear()
-            rig.log.inject("tgqr.evt.acme", b"{}")
+            other = seal(Scanned(tenant=TENANT, attempt=1, at=T0), rig.log.last_head.mac, CHAIN_KEY)
+            rig.log.inject("tgqr.evt.acme", other.data, other.mac)
 
     rig.log.hooks.append(intrude)
     rig.scan_on_qr()
@@ -573,7 +578,25 @@ async def test_concurrency_conflict_stops_the_actor_without_forking() -> None:
     with pytest.raises(ConcurrencyConflictError):
         await rig.run()
     assert rig.fake.statistics().open_clients == 0
-    assert await rig.log.last_seq() == 3  # LoginStarted, QrIssued, the intruder; no Scanned
+    assert await rig.log.last_seq() == 3  # LoginStarted, QrIssued, the other writer's Scanned
+
+
+async def test_junk_from_another_writer_quarantines_the_tenant() -> None:
+    """A message that does not verify appears meanwhile: the actor stops, nothing forks."""
+    rig = Rig()
+
+    def intrude(event: Event) -> None:
+        if isinstance(event, QrIssued):
+            rig.log.hooks.clear()
+            rig.log.inject("tgqr.evt.acme", b"{}")
+
+    rig.log.hooks.append(intrude)
+    rig.scan_on_qr()
+    rig.command(Start())
+    with pytest.raises(TenantQuarantinedError):
+        await rig.run()
+    assert rig.fake.statistics().open_clients == 0
+    assert await rig.log.last_seq() == 3
 
 
 async def test_telegram_unavailable_fails_the_attempt() -> None:
