@@ -5,6 +5,14 @@ from __future__ import annotations
 from ._commands import (
     COMMAND_SUBJECT,
     CommandEndpoint,
+)
+from ._dedupe import (
+    DEDUPE_BUCKET,
+    DedupeStore,
+    KvDedupe,
+    MemoryDedupe,
+)
+from ._parse import (
     error_reply,
 )
 from ._ratelimit import (
@@ -16,8 +24,12 @@ from ._ratelimit import (
 
 __all__ = [
     "COMMAND_SUBJECT",
+    "DEDUPE_BUCKET",
     "DEFAULT_LIMITS",
     "CommandEndpoint",
+    "DedupeStore",
+    "KvDedupe",
+    "MemoryDedupe",
     "RateLimiter",
     "RateLimiterStatistics",
     "UnknownVerbError",

@@ -1,11 +1,15 @@
 """The command endpoint: ``tgqr.cmd.<tenant>.<verb>`` served as the ``nats.micro`` service ``tgqr``.
 
-Requests are taken off the micro endpoint by one task in arrival order; everything up to
-handing the command to the tenant's mailbox is synchronous, so one tenant's commands reach
-its actor in the order they arrived, while the waits for replies run concurrently (one task
-per request). The reply is sent only once the actor answered, that is after the command's
-first event is stored. A repeated ``Nats-Msg-Id`` within the dedupe window gets the first
-reply again and produces nothing new.
+Requests are taken off the micro endpoint by one task in arrival order and handed to their
+tenant's mailbox in that order: synchronously when nothing has to be awaited first, else in
+the tenant's *turn* (a chain of events per tenant), so one tenant's commands reach its actor
+in the order they arrived while the waits run concurrently (one task per request). The reply
+is sent only once the actor answered, that is after the command's first event is stored.
+
+A ``Nats-Msg-Id`` is deduplicated per subject (tenant and verb) within the window: in this
+process by the command in flight, across restarts and instances by a durable claim
+(:mod:`._dedupe`). A repeat gets the first reply and produces nothing new. A command that never
+ran (``unavailable``, ``rate_limited``) gives its claim up, so a retry runs it.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Final
+from typing import Final
 
 import anyio
 import msgspec
@@ -26,8 +30,9 @@ from nats.micro.request import Request
 from actors.login import Cancel, CommandReply, Envelope, Logout, Mail, Password, Start
 from actors.supervision import MailboxFullError, StoppedError, TenantSupervisor
 from actors.telemetry import Telemetry
-from events import InvalidTenantError, validate_tenant
 
+from ._dedupe import DEDUPE_ERRORS, PENDING, DedupeStore, dedupe_key, wait_settled
+from ._parse import BadRequestError, error_reply, parse_command
 from ._ratelimit import RateLimiter
 
 __all__ = ["COMMAND_SUBJECT", "CommandEndpoint", "error_reply"]
@@ -35,86 +40,29 @@ __all__ = ["COMMAND_SUBJECT", "CommandEndpoint", "error_reply"]
 log = logging.getLogger("tgqr.commands")
 
 COMMAND_SUBJECT: Final = "tgqr.cmd.*.*"
-MAX_BODY: Final = 64 * 1024
 _encoder: Final = msgspec.json.Encoder()
-
-
-class _StartBody(msgspec.Struct, forbid_unknown_fields=True):
-    expected_user_id: Annotated[int, msgspec.Meta(gt=0)] | None = None
-    ttl_s: Annotated[int, msgspec.Meta(ge=1, le=600)] | None = None
-    force: bool = False
-
-
-class _PasswordBody(msgspec.Struct, forbid_unknown_fields=True):
-    password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
-
-
-class _EmptyBody(msgspec.Struct, forbid_unknown_fields=True):
-    pass
-
-
-_DECODERS: Final[dict[str, msgspec.json.Decoder[Any]]] = {
-    "start": msgspec.json.Decoder(_StartBody),
-    "password": msgspec.json.Decoder(_PasswordBody),
-    "cancel": msgspec.json.Decoder(_EmptyBody),
-    "logout": msgspec.json.Decoder(_EmptyBody),
-}
-
-
-def error_reply(code: str, message: str, **extra: object) -> bytes:
-    """A structured error reply, as DESIGN.md's NATS contract specifies."""
-    return _encoder.encode({"ok": False, "error": {"code": code, "message": message, **extra}})
-
-
-class _BadRequestError(Exception):
-    def __init__(self, code: str, message: str, **extra: object) -> None:
-        super().__init__(message)
-        self.reply = error_reply(code, message, **extra)
-
-
-def _parse(subject: str, data: bytes) -> tuple[str, str, Start | Password | Cancel | Logout]:
-    parts = subject.split(".")
-    if len(parts) != 4:
-        raise _BadRequestError("invalid_request", "subject must be tgqr.cmd.<tenant>.<verb>")
-    _, _, tenant, verb = parts
-    try:
-        validate_tenant(tenant)
-    except InvalidTenantError as exc:
-        raise _BadRequestError("invalid_tenant", str(exc)) from exc
-    decoder = _DECODERS.get(verb)
-    if decoder is None:
-        verbs = ", ".join(_DECODERS)
-        raise _BadRequestError("invalid_request", f"unknown verb {verb[:40]!r}: one of {verbs}")
-    if len(data) > MAX_BODY:
-        raise _BadRequestError("invalid_request", f"body larger than {MAX_BODY} bytes")
-    try:
-        body = decoder.decode(data.strip() or b"{}")
-    except msgspec.DecodeError as exc:
-        # msgspec names the field and the expected type, never the value.
-        raise _BadRequestError("invalid_request", f"bad {verb} body: {exc}") from exc
-    if isinstance(body, _StartBody):
-        command: Start | Password | Cancel | Logout = Start(
-            expected_user_id=body.expected_user_id, ttl_s=body.ttl_s, force=body.force
-        )
-    elif isinstance(body, _PasswordBody):
-        command = Password(password=body.password)
-    else:
-        command = Cancel() if verb == "cancel" else Logout()
-    return tenant, verb, command
 
 
 @dataclass(slots=True)
 class _Pending:
+    """One command between its request and its reply (shared by local repeats)."""
+
     tenant: str
     verb: str
-    msg_id: str | None
     done: anyio.Event = field(default_factory=anyio.Event)
     reply: bytes = b""
+    ran: bool = False  # answered by the actor, so a durable repeat must get this reply
     envelope: Envelope | None = None
 
     def answer(self, reply: CommandReply) -> None:
         if not self.done.is_set():
             self.reply = _encoder.encode(reply.to_json())
+            self.ran = reply.ok or reply.error_code not in _NOT_RUN
+            self.done.set()
+
+    def answer_raw(self, reply: bytes) -> None:
+        if not self.done.is_set():
+            self.reply = reply
             self.done.set()
 
     def settle(self, message: str) -> None:
@@ -123,6 +71,30 @@ class _Pending:
             self.envelope.expire(self.tenant, message)
         else:
             self.answer(CommandReply.error(self.tenant, "unavailable", message))
+
+
+_NOT_RUN: Final = frozenset({"unavailable", "rate_limited"})
+
+
+@dataclass(slots=True)
+class _Parsed:
+    tenant: str
+    verb: str
+    command: Start | Password | Cancel | Logout
+    headers: dict[str, str]
+    key: str | None  # the durable dedupe key, with a Nats-Msg-Id
+
+
+@dataclass(slots=True)
+class _Turn:
+    """A command that must await something (its durable claim, or an earlier command of its
+    tenant) before it may be handed to the mailbox: ``after`` is set when it may go."""
+
+    parsed: _Parsed
+    pending: _Pending
+    after: anyio.Event | None
+    mine: anyio.Event = field(default_factory=anyio.Event)
+    owned: bool = False  # this command holds the durable claim
 
 
 class CommandEndpoint:
@@ -135,6 +107,7 @@ class CommandEndpoint:
         *,
         limiter: RateLimiter,
         monotonic: Callable[[], float],
+        dedupe: DedupeStore | None = None,
         telemetry: Telemetry | None = None,
         reply_timeout_s: float = 20.0,
         dedupe_window_s: float = 120.0,
@@ -145,13 +118,15 @@ class CommandEndpoint:
         self._supervisor = supervisor
         self._limiter = limiter
         self._monotonic = monotonic
+        self._dedupe = dedupe
         self._telemetry = telemetry
         self._reply_timeout_s = reply_timeout_s
         self._dedupe_window_s = dedupe_window_s
         self._dedupe_max = dedupe_max
         self._version = version
-        # msg id -> (expiry, pending); pending.done tells whether the reply is known yet.
-        self._seen: OrderedDict[str, tuple[float, _Pending]] = OrderedDict()
+        # (subject, msg id) -> (expiry, pending): repeats while the first is in this process.
+        self._seen: OrderedDict[tuple[str, str], tuple[float, _Pending]] = OrderedDict()
+        self._turns: dict[str, anyio.Event] = {}  # tenant -> the last turn's "went" event
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Register the micro service and serve; on cancellation stop taking commands first."""
@@ -168,55 +143,107 @@ class CommandEndpoint:
             async with anyio.create_task_group() as tg, send, receive:
                 task_status.started()
                 async for request in receive:
-                    pending_or_reply = self._accept(request)
-                    tg.start_soon(self._finish, request, pending_or_reply)
+                    tg.start_soon(self._serve, request, self._admit(request))
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(2):
                 await service.stop()
 
-    def _accept(self, request: Request) -> _Pending | bytes:
-        """Everything up to the mailbox, synchronously (this keeps per-tenant order)."""
+    def _admit(self, request: Request) -> _Pending | _Turn | bytes:
+        """In arrival order, without awaiting: a reply, a submitted command, or a turn."""
         try:
-            tenant, verb, command = _parse(request.subject, request.data)
-        except _BadRequestError as exc:
+            tenant, verb, command = parse_command(request.subject, request.data)
+        except BadRequestError as exc:
             return exc.reply
         headers = request.headers or {}
-        now = self._monotonic()
         msg_id = headers.get("Nats-Msg-Id")
+        key: str | None = None
         if msg_id:
-            self._expire(now)
-            seen = self._seen.get(msg_id)
+            self._expire(self._monotonic())
+            seen = self._seen.get((request.subject, msg_id))
             if seen is not None:
                 return seen[1]
-        retry_after = self._limiter.check(tenant, verb, now)
+            key = dedupe_key(request.subject, msg_id) if self._dedupe is not None else None
+        parsed = _Parsed(tenant, verb, command, headers, key)
+        pending = _Pending(tenant, verb)
+        if msg_id:
+            self._seen[(request.subject, msg_id)] = (
+                self._monotonic() + self._dedupe_window_s,
+                pending,
+            )
+            while len(self._seen) > self._dedupe_max:
+                self._seen.popitem(last=False)
+        if key is None and tenant not in self._turns:
+            return self._submit(parsed, pending)
+        turn = _Turn(parsed, pending, self._turns.get(tenant))
+        self._turns[tenant] = turn.mine
+        return turn
+
+    def _submit(self, parsed: _Parsed, pending: _Pending) -> _Pending:
+        """Rate limit, span, and the tenant's mailbox (synchronous: keeps the order)."""
+        tenant, verb = parsed.tenant, parsed.verb
+        retry_after = self._limiter.check(tenant, verb, self._monotonic())
         if retry_after is not None:
             if self._telemetry is not None:
                 self._telemetry.rate_limit_hit(tenant, verb)
-            return error_reply(
-                "rate_limited",
-                f"too many {verb} commands for {tenant}; retry in {retry_after:.1f}s",
-                retry_after_s=round(retry_after, 3),
+            pending.answer_raw(
+                error_reply(
+                    "rate_limited",
+                    f"too many {verb} commands for {tenant}; retry in {retry_after:.1f}s",
+                    retry_after_s=round(retry_after, 3),
+                )
             )
-        pending = _Pending(tenant, verb, msg_id)
+            return pending
         trace: str | None = None
         if self._telemetry is not None:
-            with self._telemetry.command_span(tenant, verb, headers) as traceparent:
+            with self._telemetry.command_span(tenant, verb, parsed.headers) as traceparent:
                 trace = traceparent
-        pending.envelope = Envelope(command, pending.answer, trace)
+        pending.envelope = Envelope(parsed.command, pending.answer, trace)
         try:
             self._supervisor.submit(tenant, pending.envelope)
         except (MailboxFullError, StoppedError) as exc:
-            return error_reply("unavailable", str(exc))
-        if msg_id:
-            self._seen[msg_id] = (now + self._dedupe_window_s, pending)
-            while len(self._seen) > self._dedupe_max:
-                self._seen.popitem(last=False)
+            pending.envelope = None
+            pending.answer(CommandReply.error(tenant, "unavailable", str(exc)))
         return pending
 
-    async def _finish(self, request: Request, pending: _Pending | bytes) -> None:
+    async def _take_turn(self, turn: _Turn) -> bool:
+        """Wait for the earlier commands of the tenant, then claim the durable key.
+
+        Whether the command is to be submitted (False: a repeat, its reply is set).
+        """
+        parsed, pending = turn.parsed, turn.pending
+        if turn.after is not None:
+            await turn.after.wait()
+        if parsed.key is None or self._dedupe is None:
+            return True
+        try:
+            first = await self._dedupe.claim(parsed.key)
+        except DEDUPE_ERRORS as exc:
+            log.warning(
+                "tenant=%s dedupe store unavailable (%s)", parsed.tenant, type(exc).__name__
+            )
+            return True  # in-process dedupe still holds; availability wins over a rare repeat
+        if first is None:
+            turn.owned = True
+            return True
+        if first == PENDING:
+            first = await wait_settled(self._dedupe, parsed.key, self._reply_timeout_s)
+        pending.answer_raw(
+            first
+            or error_reply("unavailable", f"{parsed.verb} with this id is still running; retry")
+        )
+        return False
+
+    async def _serve(self, request: Request, admitted: _Pending | _Turn | bytes) -> None:
         """Send the one reply: the actor's answer, or ``unavailable`` if the command did not
         start in time (it then never runs) or the service stops first."""
+        pending: _Pending | bytes = admitted.pending if isinstance(admitted, _Turn) else admitted
         try:
+            if isinstance(admitted, _Turn):
+                try:
+                    if await self._take_turn(admitted):
+                        self._submit(admitted.parsed, admitted.pending)
+                finally:
+                    self._end_turn(admitted)
             if isinstance(pending, _Pending):
                 await self._wait(pending)
         except anyio.get_cancelled_exc_class():
@@ -225,7 +252,26 @@ class CommandEndpoint:
             with anyio.CancelScope(shield=True), anyio.move_on_after(1):
                 await self._respond(request, pending)
             raise
+        if isinstance(admitted, _Turn) and admitted.owned and admitted.parsed.key is not None:
+            await self._record(admitted.parsed.key, admitted.pending)
         await self._respond(request, pending)
+
+    def _end_turn(self, turn: _Turn) -> None:
+        turn.mine.set()
+        if self._turns.get(turn.parsed.tenant) is turn.mine:
+            del self._turns[turn.parsed.tenant]
+
+    async def _record(self, key: str, pending: _Pending) -> None:
+        """Keep the reply of a command that ran; give the claim up for one that did not."""
+        if self._dedupe is None or not pending.done.is_set():
+            return
+        try:
+            if pending.ran:
+                await self._dedupe.settle(key, pending.reply)
+            else:
+                await self._dedupe.release(key)
+        except DEDUPE_ERRORS as exc:
+            log.warning("dedupe store unavailable (%s)", type(exc).__name__)
 
     async def _wait(self, pending: _Pending) -> None:
         with anyio.move_on_after(self._reply_timeout_s):

@@ -25,7 +25,7 @@ from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from nats.aio.client import Client
 
-from actors.gateway import CommandEndpoint, RateLimiter
+from actors.gateway import CommandEndpoint, KvDedupe, RateLimiter
 from actors.login import (
     ActorDeps,
     CommandReply,
@@ -285,6 +285,7 @@ async def run_service(
                 nc,
                 supervisor,
                 limiter=RateLimiter(),
+                dedupe=await KvDedupe.open(js, replicas=config.replicas),
                 monotonic=time.monotonic,
                 telemetry=telemetry,
             )

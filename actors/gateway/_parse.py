@@ -1,0 +1,83 @@
+"""Command subjects and bodies: ``tgqr.cmd.<tenant>.<verb>`` parsed into a login command.
+
+Bodies are JSON decoded by one msgspec decoder per verb, created once; anything a client can
+send (junk, unknown fields, huge bodies) becomes a structured error reply, never an exception.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final
+
+import msgspec
+
+from actors.login import Cancel, Logout, Password, Start
+from events import InvalidTenantError, validate_tenant
+
+__all__ = ["MAX_BODY", "BadRequestError", "error_reply", "parse_command"]
+
+MAX_BODY: Final = 64 * 1024
+_encoder: Final = msgspec.json.Encoder()
+
+
+class _StartBody(msgspec.Struct, forbid_unknown_fields=True):
+    expected_user_id: Annotated[int, msgspec.Meta(gt=0)] | None = None
+    ttl_s: Annotated[int, msgspec.Meta(ge=1, le=600)] | None = None
+    force: bool = False
+
+
+class _PasswordBody(msgspec.Struct, forbid_unknown_fields=True):
+    password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+
+
+class _EmptyBody(msgspec.Struct, forbid_unknown_fields=True):
+    pass
+
+
+_DECODERS: Final[dict[str, msgspec.json.Decoder[Any]]] = {
+    "start": msgspec.json.Decoder(_StartBody),
+    "password": msgspec.json.Decoder(_PasswordBody),
+    "cancel": msgspec.json.Decoder(_EmptyBody),
+    "logout": msgspec.json.Decoder(_EmptyBody),
+}
+
+
+def error_reply(code: str, message: str, **extra: object) -> bytes:
+    """A structured error reply, as DESIGN.md's NATS contract specifies."""
+    return _encoder.encode({"ok": False, "error": {"code": code, "message": message, **extra}})
+
+
+class BadRequestError(Exception):
+    def __init__(self, code: str, message: str, **extra: object) -> None:
+        super().__init__(message)
+        self.reply = error_reply(code, message, **extra)
+
+
+def parse_command(subject: str, data: bytes) -> tuple[str, str, Start | Password | Cancel | Logout]:
+    parts = subject.split(".")
+    if len(parts) != 4:
+        raise BadRequestError("invalid_request", "subject must be tgqr.cmd.<tenant>.<verb>")
+    _, _, tenant, verb = parts
+    try:
+        validate_tenant(tenant)
+    except InvalidTenantError as exc:
+        raise BadRequestError("invalid_tenant", str(exc)) from exc
+    decoder = _DECODERS.get(verb)
+    if decoder is None:
+        verbs = ", ".join(_DECODERS)
+        raise BadRequestError("invalid_request", f"unknown verb {verb[:40]!r}: one of {verbs}")
+    if len(data) > MAX_BODY:
+        raise BadRequestError("invalid_request", f"body larger than {MAX_BODY} bytes")
+    try:
+        body = decoder.decode(data.strip() or b"{}")
+    except msgspec.DecodeError as exc:
+        # msgspec names the field and the expected type, never the value.
+        raise BadRequestError("invalid_request", f"bad {verb} body: {exc}") from exc
+    if isinstance(body, _StartBody):
+        command: Start | Password | Cancel | Logout = Start(
+            expected_user_id=body.expected_user_id, ttl_s=body.ttl_s, force=body.force
+        )
+    elif isinstance(body, _PasswordBody):
+        command = Password(password=body.password)
+    else:
+        command = Cancel() if verb == "cancel" else Logout()
+    return tenant, verb, command
