@@ -109,6 +109,12 @@ async def _resume(ledger: Ledger, launch: _Launch) -> Attempt | None:
         await ledger.apply(DeadlineReached())
         await drop_pre_auth(ledger.deps, ledger.tenant)
         return None
+    # An authorized session in the vault under a live log: the actor stopped between saving
+    # it and storing ``Authorized``. The log is the truth: forget it, the attempt goes on.
+    entry = await ledger.deps.vault.get(ledger.tenant)
+    if entry is not None and entry.stage == "authorized":
+        _log.warning("tenant=%s dropping a session the log never announced", ledger.tenant)
+        await ledger.deps.vault.delete(ledger.tenant)
     _log.info("resuming %s tenant=%s attempt=%d", state.status, ledger.tenant, state.attempt)
     return launch()
 

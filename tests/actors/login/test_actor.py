@@ -511,6 +511,17 @@ async def test_resume_pending_issues_a_new_qr() -> None:
     assert await rig.kinds() == ["LoginStarted", "QrIssued", "QrIssued", "Scanned", "Authorized"]
 
 
+async def test_resume_drops_a_session_the_log_never_announced() -> None:
+    """Stopped between saving the session and storing Authorized: the log (pending) wins, the
+    orphan session is dropped and the attempt goes on (here until it expires)."""
+    rig = Rig()
+    await interrupted(rig, QrIssued)
+    await rig.vault.put(TENANT, "orphan-session", stage="authorized")
+    await rig.run()
+    assert (await rig.kinds())[-1] == "Expired"
+    assert await rig.vault.get(TENANT) is None
+
+
 async def test_resume_scanned_issues_a_new_qr() -> None:
     """Log ends scanned (the phone's acceptance went with the old client): new QR, rescan."""
     rig = Rig()
