@@ -25,7 +25,7 @@ import anyio
 import anyio.abc
 from anyio import to_thread
 
-from events import EventLog, StoredMessage
+from events import ChainKey, EventLog, StoredMessage
 
 from .metrics import DEFAULT_WINDOW_S
 from .store import REBUILD, FaultHook, ProjectionStore
@@ -299,15 +299,17 @@ class Projector:
 
 @asynccontextmanager
 async def open_projector(
-    log: EventLog, path: str | Path, **options: Any
+    log: EventLog, path: str | Path, *, key: ChainKey | None = None, **options: Any
 ) -> AsyncIterator[Projector]:
     """Open the DuckDB file at ``path`` and yield a :class:`Projector` on it; the file is
-    closed on exit. ``options`` go to :class:`Projector`. Blocks while opening.
+    closed on exit. With the chain ``key`` a message whose MAC does not verify is a dead
+    letter and quarantines its tenant. ``options`` go to :class:`Projector`. Blocks while
+    opening.
 
     Raises:
         ProjectionStoreError: the file cannot be opened (e.g. another process holds it).
     """
-    store = await to_thread.run_sync(ProjectionStore.open, path)
+    store = await to_thread.run_sync(lambda: ProjectionStore.open(path, key=key))
     try:
         yield Projector(log, store, **options)
     finally:

@@ -10,8 +10,10 @@ value derived from merged columns), so folding a log in batches of any size give
 same rows as folding it whole. The rules, per event in sequence order:
 
 ``tenant_status`` (one row per tenant)
-    ``state``: the state the last state-changing event leads to (:data:`STATE_AFTER`);
-    ``QrIssued`` leads to ``pending`` except during 2FA (``password_required`` stays).
+    ``state``: the status the last status-naming event names (:data:`STATE_AFTER`, whatever
+    came before it; ``idle`` before any). This is the table of ``actors.login.evolve``'s
+    docstring, the one statement of the status rules; ``tests/test_status_rules.py`` holds the
+    two equal (this package cannot import ``actors``, so the table is written again here).
     ``attempt``/``started_at``: of the last ``LoginStarted``. ``user_id``: set by
     ``Authorized``, cleared by ``LoginStarted``. ``dc_id``: set by ``QrIssued`` and
     ``Authorized``, cleared by ``LoginStarted``. ``qr_url``/``qr_expires_at``: set by
@@ -48,11 +50,19 @@ __all__ = [
     "stage_sql",
 ]
 
-TABLES: Final = ("tenant_status", "login_attempts", "event_counts", "dead_letters", "checkpoint")
+TABLES: Final = (
+    "tenant_status",
+    "login_attempts",
+    "event_counts",
+    "dead_letters",
+    "quarantine",
+    "checkpoint",
+)
 
+# The status each event names; the events not listed leave it as it is.
 STATE_AFTER: Final = {
     "LoginStarted": "pending",
-    "QrIssued": "pending",  # unless password_required: see tenant_status
+    "QrIssued": "pending",
     "Scanned": "scanned",
     "PasswordRequired": "password_required",
     "PasswordRejected": "password_required",
@@ -121,6 +131,9 @@ def schema_sql(sfx: str) -> list[str]:
             count BIGINT NOT NULL, PRIMARY KEY (minute, tenant, type))""",
         f"""CREATE TABLE IF NOT EXISTS dead_letters{sfx} (
             seq BIGINT PRIMARY KEY, subject VARCHAR NOT NULL, reason VARCHAR NOT NULL)""",
+        # Dead letters of a tenant's subject not released by a QuarantineLifted event yet.
+        f"""CREATE TABLE IF NOT EXISTS quarantine{sfx} (
+            seq BIGINT PRIMARY KEY, tenant VARCHAR NOT NULL, reason VARCHAR NOT NULL)""",
         f"""CREATE TABLE IF NOT EXISTS checkpoint{sfx} (
             id INTEGER PRIMARY KEY, seq BIGINT NOT NULL, stored_at TIMESTAMP,
             applied BIGINT NOT NULL)""",
@@ -205,17 +218,10 @@ def _attempts_sql(sfx: str) -> str:
 def _status_sql(sfx: str) -> str:
     changes_state = _sql_list(list(STATE_AFTER))
     state_after = _sql_case("b.last_state", STATE_AFTER)
-    in_2fa = "('PasswordRequired', 'PasswordRejected')"
     return f"""
         INSERT OR REPLACE INTO tenant_status{sfx}
         SELECT b.tenant,
-            CASE
-                WHEN b.last_state IS NULL THEN coalesce(o.state, 'idle')
-                WHEN b.last_state <> 'QrIssued' THEN {state_after}
-                WHEN CASE WHEN b.last_other_state IS NULL THEN o.state = 'password_required'
-                          ELSE b.last_other_state IN {in_2fa} END THEN 'password_required'
-                ELSE 'pending'
-            END,
+            CASE WHEN b.last_state IS NULL THEN coalesce(o.state, 'idle') ELSE {state_after} END,
             coalesce(b.attempt, o.attempt, 0),
             CASE WHEN b.user IS NULL THEN o.user_id ELSE b.user.v END,
             CASE WHEN b.qr IS NULL THEN o.qr_url ELSE b.qr.url END,
@@ -230,8 +236,6 @@ def _status_sql(sfx: str) -> str:
         FROM (
             SELECT tenant,
                 arg_max(type, seq) FILTER (WHERE type IN ({changes_state})) AS last_state,
-                arg_max(type, seq) FILTER (WHERE type IN ({changes_state})
-                                           AND type <> 'QrIssued') AS last_other_state,
                 arg_max(attempt, seq) FILTER (WHERE type = 'LoginStarted') AS attempt,
                 arg_max(ts, seq) FILTER (WHERE type = 'LoginStarted') AS started_at,
                 arg_max({{'v': user_id}}, seq)

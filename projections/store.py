@@ -21,8 +21,15 @@ from pathlib import Path
 from typing import Any, Final
 
 import duckdb
+import msgspec
 
-from events import StoredMessage, UndecodableEventError, current_json
+from events import (
+    ChainKey,
+    StoredMessage,
+    UndecodableEventError,
+    current_json,
+    tenant_of_subject,
+)
 
 from .errors import ProjectionStoreError
 from .metrics import metrics_sql, shape_metrics, window_bounds
@@ -55,6 +62,26 @@ _STATUS_COLUMNS: Final = (
     "flood_waits",
     "restarts",
 )
+_COUNTERS: Final = frozenset({"attempt", "attempts", "qr_issued", "flood_waits", "restarts"})
+
+
+def _status_column(name: str) -> str:
+    if name == "tenant":
+        return "coalesce(s.tenant, q.tenant) AS tenant"
+    if name == "state":
+        # A tenant whose subject holds messages that do not verify (not released yet).
+        return "CASE WHEN q.tenant IS NULL THEN s.state ELSE 'quarantined' END AS state"
+    if name in _COUNTERS:
+        return f"coalesce(s.{name}, 0) AS {name}"
+    return f"s.{name} AS {name}"
+
+
+_STATUS_SQL: Final = (
+    "SELECT * FROM (SELECT "  # noqa: S608 (fixed column names)
+    + ", ".join(_status_column(name) for name in _STATUS_COLUMNS)
+    + " FROM tenant_status s FULL OUTER JOIN"
+    " (SELECT DISTINCT tenant FROM quarantine) q ON s.tenant = q.tenant)"
+)
 
 
 def _db_time(value: datetime | None) -> datetime | None:
@@ -77,22 +104,48 @@ class _Staged:
     docs: str
     events: int
     dead: list[tuple[int, str, str]]
+    lifted: list[int]
 
 
-def _stage(items: Sequence[StoredMessage]) -> _Staged:
+def _stage(items: Sequence[StoredMessage], key: ChainKey | None) -> _Staged:
     """Check every message with the codec (:func:`events.current_json`: the projection
-    reads exactly what :func:`events.decode_event` reads) and join the good ones."""
+    reads exactly what :func:`events.decode_event` reads) and, given the chain key, its MAC
+    (a forged event never counts); join the good ones."""
     seqs: list[str] = []
     docs: list[bytes] = []
     dead: list[tuple[int, str, str]] = []
+    lifted: list[int] = []
     for item in items:
         try:
-            docs.append(current_json(item.data, seq=item.seq, subject=item.subject))
+            if key is not None and not (item.mac and key.check(item.data, item.mac)):
+                dead.append((item.seq, item.subject, "MAC mismatch: event altered or forged"))
+                continue
+            doc = current_json(item.data, seq=item.seq, subject=item.subject)
         except UndecodableEventError as exc:
             dead.append((item.seq, item.subject, exc.why[:500]))
             continue
+        if b'"type":"QuarantineLifted"' in doc:
+            lifted.extend(_LIFTED.decode(doc).sequences)
+        docs.append(doc)
         seqs.append(str(item.seq))
-    return _Staged(",".join(seqs), b"\n".join(docs).decode(), len(docs), dead)
+    return _Staged(",".join(seqs), b"\n".join(docs).decode(), len(docs), dead, lifted)
+
+
+class _Lifted(msgspec.Struct):
+    sequences: list[int]
+
+
+_LIFTED: Final = msgspec.json.Decoder(_Lifted)
+
+
+def _quarantine_rows(dead: list[tuple[int, str, str]]) -> list[tuple[int, str, str]]:
+    rows = []
+    for seq, subject, reason in dead:
+        try:
+            rows.append((seq, tenant_of_subject(subject), reason))
+        except ValueError:
+            continue  # not a tenant's subject: a dead letter only
+    return rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,16 +170,20 @@ class CheckpointInfo:
 class ProjectionStore:
     """The projection tables in one DuckDB file (``":memory:"`` works for quick checks)."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, key: ChainKey | None = None) -> None:
         self._con = con
+        self._key = key
         self._lock = threading.Lock()
         self._free: list[duckdb.DuckDBPyConnection] = []
         self._all: list[duckdb.DuckDBPyConnection] = []
         self._closed = False
 
     @classmethod
-    def open(cls, path: str | Path) -> ProjectionStore:
+    def open(cls, path: str | Path, *, key: ChainKey | None = None) -> ProjectionStore:
         """Open (creating if needed) the file and its live tables. Blocks.
+
+        With the chain ``key`` every message's MAC is checked: one that does not verify
+        becomes a dead letter (and quarantines its tenant), never a projected event.
 
         Raises:
             ProjectionStoreError: the file cannot be opened (e.g. held by another process).
@@ -138,7 +195,7 @@ class ProjectionStore:
                 con.execute(statement)
         except duckdb.Error as exc:
             raise ProjectionStoreError(f"cannot open projection store {path}: {exc}") from exc
-        return cls(con)
+        return cls(con, key)
 
     def close(self) -> None:
         """Close every cursor and the database. Blocks; idempotent."""
@@ -201,7 +258,7 @@ class ProjectionStore:
         """
         hook = fault or (lambda _step: None)
         with self._transaction() as cur:
-            result = self._apply(cur, items, generation, hook)
+            result = self._apply(cur, items, generation, hook, self._key)
         hook("committed")
         return result
 
@@ -211,6 +268,7 @@ class ProjectionStore:
         items: Sequence[StoredMessage],
         sfx: str,
         hook: FaultHook,
+        key: ChainKey | None,
     ) -> BatchResult:
         # fetchall, not fetchone: DuckDB refuses further statements on an unfinished result.
         found = cur.execute(
@@ -227,13 +285,20 @@ class ProjectionStore:
         if not items:
             return BatchResult(0, 0, done, _py_time(row[1]) if row else None)
         hook("begun")
-        staged = _stage(items)
+        staged = _stage(items, key)
         if staged.events:
             cur.execute(stage_sql(sfx), [staged.seqs, staged.docs])
         hook("loaded")
         if staged.dead:
             with cur.appender(f"dead_letters{sfx}", action="upsert") as app:
                 app.append_rows(staged.dead)
+            quarantined = _quarantine_rows(staged.dead)
+            if quarantined:
+                with cur.appender(f"quarantine{sfx}", action="upsert") as app:
+                    app.append_rows(quarantined)
+        if staged.lifted:
+            released = ",".join(str(int(seq)) for seq in staged.lifted)
+            cur.execute(f"DELETE FROM quarantine{sfx} WHERE seq IN ({released})")  # noqa: S608
         last = items[-1]
         stored_at = next((_db_time(i.stored_at) for i in reversed(items) if i.stored_ns), None)
         # One call for the fold and the checkpoint: every call waits for the GIL, which the
@@ -279,8 +344,7 @@ class ProjectionStore:
 
     def status(self, tenant: str | None = None) -> list[dict[str, Any]]:
         """``tenant_status`` rows as dicts (one tenant, or all sorted by tenant). Blocks."""
-        cols = ", ".join(_STATUS_COLUMNS)
-        sql = f"SELECT {cols} FROM tenant_status"  # noqa: S608
+        sql = _STATUS_SQL
         with self._cursor() as cur:
             if tenant is None:
                 rows = cur.execute(sql + " ORDER BY tenant").fetchall()
