@@ -8,6 +8,7 @@ never pass as "skipped". Select tests with ``-m`` or ``-k`` instead (deselected 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Generator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import nats
@@ -15,7 +16,16 @@ import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from actors.service import NatsServer, start_nats_server
+from actors.service import (
+    NatsAuth,
+    NatsServer,
+    Role,
+    RoleCredentials,
+    Violations,
+    connect_nats,
+    ensure_credentials,
+    start_nats_server,
+)
 
 NO_SKIPS = "skipped, but this project allows no skips (deselect with -m/-k instead)"
 
@@ -62,6 +72,38 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
     """A nats-server of this test's own (starts in ~30 ms): no state leaks between tests."""
     server = start_nats_server(tmp_path / "nats")
     yield server
+    server.stop()
+
+
+@dataclass
+class AuthServer:
+    """A nats-server with the shipped ``nats.conf``'s roles, and each role's credentials."""
+
+    server: NatsServer
+    data_dir: Path  # holds creds/<role>.json, as the embedded server's data directory does
+    credentials: dict[Role, RoleCredentials]
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def auth(self, role: Role) -> NatsAuth:
+        return NatsAuth(role, credentials=self.credentials[role])
+
+    async def connect(self, role: Role, violations: Violations | None = None) -> Client:
+        """A client of ``role`` (no reconnects); its refusals land in ``violations``."""
+        return await connect_nats(
+            [self.url], auth=self.auth(role), reconnect=False, violations=violations
+        )
+
+
+@pytest.fixture
+def auth_nats_server(tmp_path: Path) -> Iterator[AuthServer]:
+    """A nats-server of this test's own with auth on: the roles of the shipped ``nats.conf``."""
+    data = tmp_path / "auth-data"
+    credentials = ensure_credentials(data)
+    server = start_nats_server(tmp_path / "auth-nats", users=credentials)
+    yield AuthServer(server, data, credentials)
     server.stop()
 
 

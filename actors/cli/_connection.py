@@ -6,16 +6,36 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-import nats
+import anyio
 import nats.errors
 from nats.aio.client import Client
 
-__all__ = ["EXIT_FAIL", "EXIT_OK", "EXIT_USAGE", "CliError", "connected", "data_dir", "request"]
+from actors.service import (
+    NATS_URL_FILE,
+    ConfigError,
+    NatsConnectError,
+    Role,
+    Violations,
+    connect_nats,
+    resolve_auth,
+)
+
+__all__ = [
+    "EXIT_FAIL",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "CliError",
+    "connected",
+    "data_dir",
+    "request",
+    "role_of",
+]
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -29,44 +49,96 @@ def data_dir(args: argparse.Namespace) -> Path:
     return Path(args.data or os.environ.get("TGQR_DATA", "var"))
 
 
-def _nats_url(args: argparse.Namespace) -> str:
+# Which role each command connects as (DESIGN.md, "Roles on NATS"); the rest are `app`.
+_ROLE_OF: Final[dict[tuple[str, str | None], Role]] = {
+    ("up", None): "service",
+    ("audit", None): "auditor",
+    ("projections", "rebuild"): "service",
+    ("vault", "rotate"): "service",
+    ("tenant", "repair"): "service",
+    ("sim", "serve"): "service",
+}
+
+
+def role_of(args: argparse.Namespace) -> Role:
+    """The role the command in ``args`` connects as."""
+    command, action = args.command, getattr(args, "action", None)
+    return _ROLE_OF.get((command, action)) or _ROLE_OF.get((command, None)) or "app"
+
+
+def _nats_urls(args: argparse.Namespace) -> tuple[list[str], Path | None]:
+    """The URLs to try, and the ``nats.url`` file they came from (None: ``--nats``)."""
     if args.nats:
-        return str(args.nats)
-    url_file = data_dir(args) / "nats.url"
+        return [u.strip() for u in str(args.nats).split(",") if u.strip()], None
+    url_file = data_dir(args) / NATS_URL_FILE
     try:
-        return url_file.read_text().strip()
+        text = url_file.read_text().strip()
     except OSError:
         raise CliError(
             f"no running tgqr found ({url_file} is missing): start `tgqr up` or pass --nats URL"
         ) from None
+    return [u for u in text.split(",") if u], url_file
 
 
-async def _connect(args: argparse.Namespace) -> Client:
-    url = _nats_url(args)
+# Each CLI connection's permission violations (nats-py reports them only to error_cb).
+_VIOLATIONS: Final[weakref.WeakKeyDictionary[Client, tuple[Role, Violations]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _connect(args: argparse.Namespace, violations: Violations) -> Client:
+    urls, url_file = _nats_urls(args)
     try:
-        return await nats.connect(
-            servers=url.split(","),
-            connect_timeout=3,
-            max_reconnect_attempts=1,
-            allow_reconnect=False,
+        auth = resolve_auth(
+            role_of(args),
+            data_dir=data_dir(args),
+            urls=urls,
+            creds=getattr(args, "creds", None),
+            nkey=getattr(args, "nkey", None),
         )
-    except (OSError, nats.errors.Error) as exc:
-        raise CliError(f"cannot reach NATS at {url}: {type(exc).__name__}") from None
+        return await connect_nats(
+            urls,
+            auth=auth,
+            name=f"tgqr-cli-{auth.role}",
+            reconnect=False,
+            connect_timeout=3,
+            violations=violations,
+        )
+    except NatsConnectError as exc:
+        stale = f" ({url_file} is stale: is `tgqr up` running?)" if url_file else ""
+        raise CliError(f"{exc}{stale}") from None
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
 
 
 @asynccontextmanager
 async def connected(args: argparse.Namespace) -> AsyncIterator[Client]:
-    """A NATS connection to the service (``--nats``, else the URL ``tgqr up`` wrote), closed
-    when the block exits. Blocks while connecting (at most 3 s).
+    """A NATS connection to the service (``--nats``, else the URL ``tgqr up`` wrote) as the
+    command's role (:func:`role_of`), closed when the block exits. Blocks while connecting
+    (at most a few seconds).
 
     Raises:
-        CliError: no URL to connect to, or NATS does not answer there.
+        CliError: no URL to connect to, bad credentials options, or NATS does not answer
+            there or refuses the role's credentials.
     """
-    nc = await _connect(args)
+    violations = Violations()
+    nc = await _connect(args, violations)
+    role = role_of(args)
+    _VIOLATIONS[nc] = (role, violations)
     try:
         yield nc
+    except Exception as exc:
+        # A refused JetStream call only times out: name the refusal instead.
+        if violations.seen and not isinstance(exc, CliError):
+            raise CliError(_refusal(role, violations.seen[0])) from None
+        raise
     finally:
         await nc.close()
+
+
+def _refusal(role: Role, violation: str) -> str:
+    what = violation.removeprefix("nats: ").strip("'")
+    return f"NATS refused role {role}: {what} (see README, 'Roles and credentials')"
 
 
 async def request(
@@ -77,12 +149,29 @@ async def request(
     Raises:
         CliError: nobody answers, no answer in time, or the reply is ``{"ok": false, ...}``.
     """
+    role, violations = _VIOLATIONS.get(nc, ("app", Violations()))
+    refused: list[str] = []
+    msg = None
     try:
-        msg = await nc.request(subject, json.dumps(body).encode(), timeout=wait_s)
+        async with anyio.create_task_group() as tg:
+
+            async def watch(after: int = len(violations.seen)) -> None:
+                await violations.wait(after)
+                refused.append(subject)
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(watch)
+            msg = await nc.request(subject, json.dumps(body).encode(), timeout=wait_s)
+            tg.cancel_scope.cancel()
     except nats.errors.NoRespondersError:
         raise CliError(f"no tgqr service answers on {subject}: is `tgqr up` running?") from None
     except nats.errors.TimeoutError:
         raise CliError(f"no answer on {subject} within {wait_s:.0f}s") from None
+    if refused or msg is None:
+        raise CliError(
+            f"NATS refused role {role}: it may not publish to {subject} "
+            "(see README, 'Roles and credentials')"
+        )
     reply: dict[str, Any] = json.loads(msg.data)
     if not reply.get("ok"):
         error = reply.get("error") or {}

@@ -24,7 +24,14 @@ import msgspec
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from nats.aio.client import Client
 
-from actors.service import RunningService, ServiceConfig, connect_nats, run_service
+from actors.service import (
+    NatsAuth,
+    RunningService,
+    ServiceConfig,
+    connect_nats,
+    read_credentials,
+    run_service,
+)
 from actors.sim import Simulator
 from events import Event, decode_event
 from events.audit import audit_verify, format_record, replay
@@ -197,6 +204,13 @@ async def _serve(
             tg.cancel_scope.cancel()
 
 
+async def _connect_app(running: RunningService, config: ServiceConfig) -> Client:
+    """A client of role ``app``, as a user's application connects (its file under the data
+    directory, made by the embedded server)."""
+    auth = NatsAuth("app", credentials=read_credentials(config.data_dir, "app"))
+    return await connect_nats([running.nats_url], name="demo-client", auth=auth)
+
+
 async def run_demo(data_dir: Path) -> int:
     """Run the walkthrough in a fresh ``data_dir``; 0 when every flow ended as expected."""
     shutil.rmtree(data_dir, ignore_errors=True)
@@ -208,7 +222,7 @@ async def run_demo(data_dir: Path) -> int:
         await tg.start(sim.run)
 
         async def first_life(running: RunningService) -> None:
-            client = _Client(await connect_nats([running.nats_url], name="demo-client"))
+            client = _Client(await _connect_app(running, config))
             async with anyio.create_task_group() as inner:
                 await inner.start(client.listen)
                 await _flows(client, sim)
@@ -217,7 +231,7 @@ async def run_demo(data_dir: Path) -> int:
             await client.nc.close()
 
         async def second_life(running: RunningService) -> bool:
-            client = _Client(await connect_nats([running.nats_url], name="demo-client"))
+            client = _Client(await _connect_app(running, config))
             async with anyio.create_task_group() as inner:
                 await inner.start(client.listen)
                 await _crash_part_two(client)

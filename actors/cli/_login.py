@@ -4,12 +4,10 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import sys
 from datetime import datetime
 from typing import Any
 
-import anyio
 import nats.errors
 from nats.aio.client import Client
 
@@ -32,17 +30,12 @@ from events import (
 from events.jetstream import JetStreamEventLog
 
 from ._connection import EXIT_FAIL, EXIT_OK, CliError, connected, request
+from ._prompt import read_password, read_password_sync
 
 __all__ = ["cmd_login", "cmd_simple"]
 
-
-def _read_password(prompt: str) -> str:
-    if sys.stdin.isatty():
-        return getpass.getpass(prompt)
-    line = sys.stdin.readline()
-    if not line:
-        raise CliError("no password on standard input")
-    return line.rstrip("\n")
+# `sim scan` (in ._admin) asks synchronously; Ctrl-C-safe as well.
+_read_password = read_password_sync
 
 
 async def cmd_simple(args: argparse.Namespace) -> int:
@@ -50,7 +43,7 @@ async def cmd_simple(args: argparse.Namespace) -> int:
     async with connected(args) as nc:
         body: dict[str, Any] = {}
         if args.command == "password":
-            body["password"] = _read_password(f"2FA password for {args.tenant}: ")
+            body["password"] = await read_password(f"2FA password for {args.tenant}: ")
         reply = await request(nc, f"tgqr.cmd.{args.tenant}.{args.command}", body)
         print(f"{args.tenant}: {reply.get('state')} (attempt {reply.get('attempt')})")
         return EXIT_OK
@@ -133,7 +126,7 @@ async def _follow(
                 if isinstance(event, PasswordRequired) and event.hint
                 else ""
             )
-            password = await anyio.to_thread.run_sync(_read_password, f"2FA password{hint}: ")
+            password = await read_password(f"2FA password{hint}: ")
             try:
                 await request(nc, f"tgqr.cmd.{args.tenant}.password", {"password": password})
             except CliError as exc:

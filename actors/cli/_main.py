@@ -20,7 +20,12 @@ from typing import NoReturn
 import anyio
 import msgspec
 
-from actors.service import ConfigError, ServiceConfig
+from actors.service import (
+    ConfigError,
+    NatsConnectError,
+    NatsServerError,
+    ServiceConfig,
+)
 from events import InvalidTenantError, validate_tenant
 
 from ._admin import (
@@ -45,10 +50,24 @@ def _tenant(value: str) -> str:
 
 
 async def _cmd_up(args: argparse.Namespace) -> int:
+    from actors.service import lock_data_dir
+
+    # Before anything else: a second `tgqr up` on this directory changes nothing in it.
+    with lock_data_dir(data_dir(args)):
+        return await _serve(args)
+
+
+async def _serve(args: argparse.Namespace) -> int:
     from actors.service import run_service, tune_gc
 
     tune_gc()
-    config = ServiceConfig.from_env(data_dir=data_dir(args), nats=args.nats, replicas=args.replicas)
+    config = ServiceConfig.from_env(
+        data_dir=data_dir(args),
+        nats=args.nats,
+        creds=args.creds,
+        nkey=args.nkey,
+        replicas=args.replicas,
+    )
     async with anyio.create_task_group() as tg:
         running = await tg.start(run_service, config)
         mode = "simulator" if running.sim else "Telegram"
@@ -90,6 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--nats", help="NATS URL[,URL...] (default: the embedded server of `tgqr up`)"
     )
     common.add_argument("--data", help="data directory (default: $TGQR_DATA or var)")
+    common.add_argument(
+        "--creds", metavar="FILE", help="NATS .creds file (default: $TGQR_NATS_CREDS)"
+    )
+    common.add_argument(
+        "--nkey", metavar="FILE", help="NATS nkey seed file (default: $TGQR_NATS_NKEY)"
+    )
     parser = argparse.ArgumentParser(
         prog="tgqr", description="Telegram QR logins for many tenants."
     )
@@ -167,21 +192,47 @@ def _fail(message: str) -> NoReturn:
     raise SystemExit(EXIT_FAIL)
 
 
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# Failures whose message is the whole story (one line, no type name).
+_PLAIN = (CliError, ConfigError, NatsConnectError, NatsServerError, msgspec.ValidationError)
+
+
+def _log_level(command: str) -> int:
+    raw = os.environ.get("TGQR_LOG_LEVEL") or ("INFO" if command == "up" else "WARNING")
+    level = logging.getLevelName(raw.strip().upper())
+    if raw.strip().upper() not in _LEVELS or not isinstance(level, int):
+        _fail(f"TGQR_LOG_LEVEL must be one of {', '.join(_LEVELS)} (it is {raw!r})")
+    return level
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The first leaf of an exception group (a task group's failure), else ``exc``."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _report(exc: BaseException) -> NoReturn:
+    cause = _root_cause(exc)
+    if isinstance(cause, KeyboardInterrupt):
+        print("tgqr: interrupted", file=sys.stderr)
+        raise SystemExit(130)
+    if isinstance(cause, _PLAIN):
+        _fail(str(cause))
+    _fail(f"{type(cause).__name__}: {cause}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tgqr`` console script."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=os.environ.get("TGQR_LOG_LEVEL", "WARNING" if args.command != "up" else "INFO"),
+        level=_log_level(args.command),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
         code: int = anyio.run(args.run, args)
-    except KeyboardInterrupt:
-        return 130
-    except (CliError, ConfigError, msgspec.ValidationError) as exc:
-        _fail(str(exc))
-    except Exception as exc:
-        _fail(f"{type(exc).__name__}: {exc}")
+    except (KeyboardInterrupt, BaseExceptionGroup, Exception) as exc:
+        _report(exc)
     return code
 
 

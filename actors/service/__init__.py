@@ -2,10 +2,35 @@
 
 from __future__ import annotations
 
+from ._auth import (
+    CREDS_DIR,
+    INBOX_PREFIX,
+    ROLES,
+    NatsAuth,
+    Role,
+    RoleCredentials,
+    ensure_credentials,
+    read_credentials,
+    redact_url,
+    resolve_auth,
+)
 from ._config import (
     ConfigError,
     ServiceConfig,
     load_chain_key,
+)
+from ._connect import (
+    NatsConnectError,
+    Violations,
+    connect_nats,
+    requires_auth,
+)
+from ._lock import (
+    DataDirLockedError,
+    lock_data_dir,
+)
+from ._nats import (
+    NATS_URL_FILE,
 )
 from ._natsserver import (
     NatsServer,
@@ -13,28 +38,45 @@ from ._natsserver import (
     find_nats_server,
     start_nats_server,
 )
+from ._preflight import (
+    PermissionMissingError,
+)
 from ._repair import (
     lift_quarantine,
 )
 from ._run import (
-    NATS_URL_FILE,
     RunningService,
-    connect_nats,
     run_service,
     tune_gc,
 )
 
 __all__ = [
+    "CREDS_DIR",
+    "INBOX_PREFIX",
     "NATS_URL_FILE",
+    "ROLES",
     "ConfigError",
+    "DataDirLockedError",
+    "NatsAuth",
+    "NatsConnectError",
     "NatsServer",
     "NatsServerError",
+    "PermissionMissingError",
+    "Role",
+    "RoleCredentials",
     "RunningService",
     "ServiceConfig",
+    "Violations",
     "connect_nats",
+    "ensure_credentials",
     "find_nats_server",
     "lift_quarantine",
     "load_chain_key",
+    "lock_data_dir",
+    "read_credentials",
+    "redact_url",
+    "requires_auth",
+    "resolve_auth",
     "run_service",
     "start_nats_server",
     "tune_gc",

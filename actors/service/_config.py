@@ -31,6 +31,10 @@ class ServiceConfig:
 
     data_dir: Path = Path("var")
     nats_urls: tuple[str, ...] | None = None
+    nats_creds: Path | None = None
+    """A NATS ``.creds`` file for an external server (``--creds``, ``TGQR_NATS_CREDS``)."""
+    nats_nkey: Path | None = None
+    """An nkey seed file for an external server (``--nkey``, ``TGQR_NATS_NKEY``)."""
     replicas: int = 1
     policy: Policy = field(default_factory=Policy)
     api_id: int | None = None
@@ -51,6 +55,8 @@ class ServiceConfig:
         *,
         data_dir: Path | None = None,
         nats: str | None = None,
+        creds: str | None = None,
+        nkey: str | None = None,
         replicas: int = 1,
     ) -> ServiceConfig:
         """Read ``TGQR_*`` settings (see README, "Configuration").
@@ -78,6 +84,8 @@ class ServiceConfig:
         return cls(
             data_dir=data_dir or Path(env.get("TGQR_DATA", "var")),
             nats_urls=urls or None,
+            nats_creds=_path(creds or env.get("TGQR_NATS_CREDS")),
+            nats_nkey=_path(nkey or env.get("TGQR_NATS_NKEY")),
             replicas=replicas,
             policy=Policy(qr_ttl_s=ttl, flood_max_wait_s=flood_max),
             api_id=api_id,
@@ -85,6 +93,10 @@ class ServiceConfig:
             throttle_s=throttle_s,
             sim_token_ttl_s=float(_int(env, "TGQR_SIM_TOKEN_TTL_SECONDS", 30)),
         )
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value).expanduser() if value else None
 
 
 def _int(env: Mapping[str, str], name: str, default: int | None = None) -> int:

@@ -2,7 +2,9 @@
 
 Used by ``tgqr up`` (no ``--nats``), ``make demo``, the benchmarks and the test fixtures.
 The config is derived from the repository's ``nats.conf``: same settings, with the listen
-address, monitoring port and store directory replaced.
+address, monitoring port and store directory replaced; with ``users``, the roles section gets
+each role's password hash, without them it is left out (an open server, as tests and
+benchmarks use).
 """
 
 from __future__ import annotations
@@ -13,15 +15,19 @@ import shutil
 import subprocess
 import sys
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Final, Self
+
+from ._auth import Role, RoleCredentials, password_definitions
 
 __all__ = ["NatsServer", "NatsServerError", "find_nats_server", "start_nats_server"]
 
 REPO_CONF: Final = Path(__file__).resolve().parent / "nats.conf"
 _LISTENING = re.compile(r"Listening for client connections on ([0-9.]+):(\d+)")
 _READY = "Server is ready"
+_ROLES_SECTION = re.compile(r"(?ms)^# ---- roles: begin ----$.*?^# ---- roles: end ----$")
 
 
 class NatsServerError(RuntimeError):
@@ -80,13 +86,23 @@ class NatsServer:
 
 
 def derive_config(
-    store_dir: Path, *, port: int = -1, conf_path: Path = REPO_CONF, extra: str = ""
+    store_dir: Path,
+    *,
+    port: int = -1,
+    conf_path: Path = REPO_CONF,
+    extra: str = "",
+    users: Mapping[Role, RoleCredentials] | None = None,
 ) -> str:
-    """``nats.conf`` with listen address, monitoring and store directory replaced."""
+    """``nats.conf`` with listen address, monitoring and store directory replaced; with
+    ``users`` (every role's), their password hashes defined, else without the roles section."""
     text = conf_path.read_text(encoding="utf-8")
     text = re.sub(r"(?m)^listen:.*$", f"listen: 127.0.0.1:{port}", text)
     text = re.sub(r"(?m)^http:.*$", "", text)
     text = re.sub(r"(?m)^(\s*)store_dir:.*$", rf'\1store_dir: "{store_dir}"', text)
+    if users is None:
+        text = _ROLES_SECTION.sub("# (no roles: an open server)", text)
+    else:
+        text = password_definitions(users) + text
     return text + "\n" + extra + "\n"
 
 
@@ -96,18 +112,25 @@ def start_nats_server(
     port: int = -1,
     conf_path: Path = REPO_CONF,
     extra: str = "",
+    users: Mapping[Role, RoleCredentials] | None = None,
     ready_timeout: float = 20.0,
 ) -> NatsServer:
     """Start nats-server with JetStream under ``store_dir``; blocks until it is ready.
 
-    ``port=-1`` picks a free port; the URL actually bound is in ``NatsServer.url``.
+    ``port=-1`` picks a free port; the URL actually bound is in ``NatsServer.url``. With
+    ``users`` the server requires them (the roles of ``nats.conf``), else it is open.
 
     Raises:
         NatsServerError: the binary is missing, or the server exited or was not ready in time.
     """
     store_dir.mkdir(parents=True, exist_ok=True)
     conf = store_dir / "nats-server.conf"
-    conf.write_text(derive_config(store_dir, port=port, conf_path=conf_path, extra=extra))
+    text = derive_config(store_dir, port=port, conf_path=conf_path, extra=extra, users=users)
+    # Only hashes, but nobody else needs to read them.
+    fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+    conf.chmod(0o600)
     log_path = store_dir / "nats-server.log"
     process = subprocess.Popen(  # noqa: S603 - fixed binary, our own config
         [find_nats_server(), "-c", str(conf)],

@@ -13,14 +13,13 @@ import gc
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import anyio
-import nats
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from nats.aio.client import Client
@@ -46,13 +45,11 @@ from events.jetstream import JetStreamEventLog, ensure_stream
 from projections import Projector, open_projector, serve_queries
 
 from ._config import ServiceConfig, load_chain_key
-from ._natsserver import NatsServer, start_nats_server
+from ._nats import open_service_nats
 
-__all__ = ["NATS_URL_FILE", "RunningService", "connect_nats", "run_service", "tune_gc"]
+__all__ = ["RunningService", "run_service", "tune_gc"]
 
 log = logging.getLogger("tgqr.service")
-
-NATS_URL_FILE = "nats.url"
 
 
 def utcnow() -> datetime:
@@ -82,55 +79,6 @@ class RunningService:
     supervisor: TenantSupervisor[Mail]
     sim: Simulator | None
     projector: Projector | None
-
-
-async def connect_nats(urls: list[str] | tuple[str, ...], *, name: str = "tgqr") -> Client:
-    """Connect with reconnects forever (a restarted nats-server is survived)."""
-
-    async def on_error(exc: Exception) -> None:
-        log.warning("nats: %s", type(exc).__name__)
-
-    async def on_disconnect() -> None:
-        log.info("nats: disconnected (reconnecting unless closing)")
-
-    async def on_reconnect() -> None:
-        log.info("nats: reconnected")
-
-    return await nats.connect(
-        servers=list(urls),
-        name=name,
-        max_reconnect_attempts=-1,
-        reconnect_time_wait=0.5,
-        connect_timeout=5,
-        error_cb=on_error,
-        disconnected_cb=on_disconnect,
-        reconnected_cb=on_reconnect,
-    )
-
-
-@asynccontextmanager
-async def _nats(config: ServiceConfig) -> AsyncIterator[tuple[str, Client]]:
-    server: NatsServer | None = None
-    if config.nats_urls is None:
-        store = config.data_dir / "nats"
-        server = await anyio.to_thread.run_sync(lambda: start_nats_server(store))
-        (config.data_dir / NATS_URL_FILE).write_text(server.url + "\n")
-        urls: tuple[str, ...] = (server.url,)
-    else:
-        urls = config.nats_urls
-    try:
-        nc = await connect_nats(urls)
-        try:
-            yield urls[0], nc
-        finally:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
-                await nc.drain()
-    finally:
-        if server is not None:
-            (config.data_dir / NATS_URL_FILE).unlink(missing_ok=True)
-            # Shielded: this runs while the service is being cancelled.
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(server.stop)
 
 
 class _Once:
@@ -216,7 +164,7 @@ async def run_service(
     telemetry = telemetry or configure_from_env()
     rng = random.Random()  # jitter and throttling only, never secrets
     async with AsyncExitStack() as stack:
-        url, nc = await stack.enter_async_context(_nats(config))
+        url, nc = await stack.enter_async_context(open_service_nats(config))
         js = nc.jetstream(timeout=10)
         await ensure_stream(js, replicas=config.replicas)
         key = load_chain_key(config.data_dir)

@@ -16,7 +16,7 @@ import nats
 import pytest
 from nats.aio.client import Client
 
-from actors.service import NatsServer, load_chain_key, start_nats_server
+from actors.service import NatsServer, load_chain_key, read_credentials, start_nats_server
 from events.jetstream import JetStreamEventLog
 from events.verify import verify_log
 
@@ -189,7 +189,9 @@ async def test_embedded_nats_server_stops_with_the_service(tmp_path: Path) -> No
     try:
         await up.ready()
         url = (data / "nats.url").read_text().strip()
-        nc = await nats.connect(url)
+        app = read_credentials(data, "app")
+        assert app is not None
+        nc = await nats.connect(url, user=app.user, password=app.password)
         assert (await request(nc, "tgqr.cmd.zed.start", {}))["ok"]
         await nc.close()
         children = _nats_servers_using(data)
