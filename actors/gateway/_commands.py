@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -32,7 +32,7 @@ from actors.supervision import MailboxFullError, StoppedError, TenantSupervisor
 from actors.telemetry import Telemetry
 
 from ._dedupe import DEDUPE_ERRORS, PENDING, DedupeStore, dedupe_key, wait_settled
-from ._parse import BadRequestError, error_reply, parse_command
+from ._parse import BadRequestError, LinkRequest, error_reply, parse_command
 from ._ratelimit import RateLimiter
 
 __all__ = ["COMMAND_SUBJECT", "CommandEndpoint", "error_reply"]
@@ -41,6 +41,9 @@ log = logging.getLogger("tgqr.commands")
 
 COMMAND_SUBJECT: Final = "tgqr.cmd.*.*"
 _encoder: Final = msgspec.json.Encoder()
+
+LinkIssuer = Callable[[str, int], Mapping[str, object]]
+"""(tenant, ttl_s) -> the ``link`` reply's fields (``url``, ``expires_at``)."""
 
 
 @dataclass(slots=True)
@@ -113,6 +116,7 @@ class CommandEndpoint:
         dedupe_window_s: float = 120.0,
         dedupe_max: int = 50_000,
         version: str = "0.1.0",
+        links: LinkIssuer | None = None,
     ) -> None:
         self._nc = nc
         self._supervisor = supervisor
@@ -124,6 +128,7 @@ class CommandEndpoint:
         self._dedupe_window_s = dedupe_window_s
         self._dedupe_max = dedupe_max
         self._version = version
+        self._links = links
         # (subject, msg id) -> (expiry, pending): repeats while the first is in this process.
         self._seen: OrderedDict[tuple[str, str], tuple[float, _Pending]] = OrderedDict()
         self._turns: dict[str, anyio.Event] = {}  # tenant -> the last turn's "went" event
@@ -154,6 +159,8 @@ class CommandEndpoint:
             tenant, verb, command = parse_command(request.subject, request.data)
         except BadRequestError as exc:
             return exc.reply
+        if isinstance(command, LinkRequest):
+            return self._link(tenant, command.ttl_s)
         headers = request.headers or {}
         msg_id = headers.get("Nats-Msg-Id")
         key: str | None = None
@@ -177,6 +184,21 @@ class CommandEndpoint:
         turn = _Turn(parsed, pending, self._turns.get(tenant))
         self._turns[tenant] = turn.mine
         return turn
+
+    def _link(self, tenant: str, ttl_s: int) -> bytes:
+        """``link``: a signed link to the tenant's page, from here (rate limited, no event)."""
+        retry_after = self._limiter.check(tenant, "link", self._monotonic())
+        if retry_after is not None:
+            if self._telemetry is not None:
+                self._telemetry.rate_limit_hit(tenant, "link")
+            return error_reply(
+                "rate_limited",
+                f"too many link commands for {tenant}; retry in {retry_after:.1f}s",
+                retry_after_s=round(retry_after, 3),
+            )
+        if self._links is None:
+            return error_reply("unavailable", "this service serves no web page (no --http)")
+        return _encoder.encode({"ok": True, **self._links(tenant, ttl_s)})
 
     def _submit(self, parsed: _Parsed, pending: _Pending) -> _Pending:
         """Rate limit, span, and the tenant's mailbox (synchronous: keeps the order)."""

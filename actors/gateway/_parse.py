@@ -13,7 +13,7 @@ import msgspec
 from actors.login import Cancel, Logout, Password, Start
 from events import InvalidTenantError, validate_tenant
 
-__all__ = ["MAX_BODY", "BadRequestError", "error_reply", "parse_command"]
+__all__ = ["MAX_BODY", "BadRequestError", "LinkRequest", "error_reply", "parse_command"]
 
 MAX_BODY: Final = 64 * 1024
 _encoder: Final = msgspec.json.Encoder()
@@ -33,11 +33,18 @@ class _EmptyBody(msgspec.Struct, forbid_unknown_fields=True):
     pass
 
 
+class LinkRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``link``: answered by the endpoint itself (a signed page link); writes no event."""
+
+    ttl_s: Annotated[int, msgspec.Meta(ge=1, le=600)] = 600
+
+
 _DECODERS: Final[dict[str, msgspec.json.Decoder[Any]]] = {
     "start": msgspec.json.Decoder(_StartBody),
     "password": msgspec.json.Decoder(_PasswordBody),
     "cancel": msgspec.json.Decoder(_EmptyBody),
     "logout": msgspec.json.Decoder(_EmptyBody),
+    "link": msgspec.json.Decoder(LinkRequest),
 }
 
 
@@ -52,7 +59,9 @@ class BadRequestError(Exception):
         self.reply = error_reply(code, message, **extra)
 
 
-def parse_command(subject: str, data: bytes) -> tuple[str, str, Start | Password | Cancel | Logout]:
+def parse_command(
+    subject: str, data: bytes
+) -> tuple[str, str, Start | Password | Cancel | Logout | LinkRequest]:
     parts = subject.split(".")
     if len(parts) != 4:
         raise BadRequestError("invalid_request", "subject must be tgqr.cmd.<tenant>.<verb>")
@@ -72,6 +81,8 @@ def parse_command(subject: str, data: bytes) -> tuple[str, str, Start | Password
     except msgspec.DecodeError as exc:
         # msgspec names the field and the expected type, never the value.
         raise BadRequestError("invalid_request", f"bad {verb} body: {exc}") from exc
+    if isinstance(body, LinkRequest):
+        return tenant, verb, body
     if isinstance(body, _StartBody):
         command: Start | Password | Cancel | Logout = Start(
             expected_user_id=body.expected_user_id, ttl_s=body.ttl_s, force=body.force

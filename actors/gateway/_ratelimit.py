@@ -17,7 +17,7 @@ from typing import Final
 __all__ = ["DEFAULT_LIMITS", "RateLimiter", "RateLimiterStatistics", "UnknownVerbError"]
 
 DEFAULT_LIMITS: Final[Mapping[str, int]] = MappingProxyType(
-    {"start": 5, "password": 30, "cancel": 30, "logout": 30}
+    {"start": 5, "password": 30, "cancel": 30, "logout": 30, "link": 30}
 )
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from actors.gateway.page import DEFAULT_HTTP, HttpAddressError, parse_http
 from actors.login import Policy
 from events import ChainKey
 
@@ -42,6 +43,10 @@ class ServiceConfig:
     throttle_s: tuple[float, float] = (0.2, 0.5)
     sim_token_ttl_s: float = 30.0
     projector: bool = True
+    http: str | None = DEFAULT_HTTP
+    """The end user's page: ``HOST:PORT`` to listen on (port 0: any free one), None: none."""
+    public_url: str | None = None
+    """The base of the page's links (``TGQR_PUBLIC_URL``); None: ``http://`` + the address."""
 
     @property
     def simulated(self) -> bool:
@@ -58,8 +63,10 @@ class ServiceConfig:
         creds: str | None = None,
         nkey: str | None = None,
         replicas: int = 1,
+        http: str | None = None,
     ) -> ServiceConfig:
-        """Read ``TGQR_*`` settings (see README, "Configuration").
+        """Read ``TGQR_*`` settings (see README, "Configuration"); ``http`` (``--http``)
+        overrides ``TGQR_HTTP``, and ``off`` serves no page.
 
         Raises:
             ConfigError: a setting is malformed, or only one of the API id and hash is set.
@@ -92,11 +99,33 @@ class ServiceConfig:
             api_hash=api_hash or None,
             throttle_s=throttle_s,
             sim_token_ttl_s=float(_int(env, "TGQR_SIM_TOKEN_TTL_SECONDS", 30)),
+            http=_http(http or env.get("TGQR_HTTP") or DEFAULT_HTTP),
+            public_url=_public_url(env.get("TGQR_PUBLIC_URL", "")),
         )
 
 
 def _path(value: str | None) -> Path | None:
     return Path(value).expanduser() if value else None
+
+
+def _http(address: str) -> str | None:
+    if address.strip().lower() == "off":
+        return None
+    try:
+        parse_http(address)
+    except HttpAddressError as exc:
+        raise ConfigError(f"--http / TGQR_HTTP: {exc}") from None
+    return address.strip()
+
+
+def _public_url(url: str) -> str | None:
+    url = url.strip().rstrip("/")
+    if not url:
+        return None
+    scheme, sep, rest = url.partition("://")
+    if scheme not in {"http", "https"} or not sep or not rest or "/" in rest:
+        raise ConfigError("TGQR_PUBLIC_URL must look like https://login.example.com (no path)")
+    return url
 
 
 def _int(env: Mapping[str, str], name: str, default: int | None = None) -> int:

@@ -25,6 +25,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from nats.aio.client import Client
 
 from actors.gateway import CommandEndpoint, KvDedupe, RateLimiter
+from actors.gateway.page import PageServer
 from actors.login import (
     ActorDeps,
     CommandReply,
@@ -46,6 +47,7 @@ from projections import Projector, open_projector, serve_queries
 
 from ._config import ServiceConfig, load_chain_key
 from ._nats import open_service_nats
+from ._page import open_page
 
 __all__ = ["RunningService", "run_service", "tune_gc"]
 
@@ -79,6 +81,8 @@ class RunningService:
     supervisor: TenantSupervisor[Mail]
     sim: Simulator | None
     projector: Projector | None
+    page: PageServer | None = None
+    """The end user's page (its ``url``, ``public_url`` and ``links``), if served."""
 
 
 class _Once:
@@ -177,6 +181,9 @@ async def run_service(
             projector = await stack.enter_async_context(
                 open_projector(event_log, config.data_dir / "tgqr.duckdb")
             )
+        page: PageServer | None = None
+        if config.http is not None:
+            page = stack.enter_context(open_page(config, nc, event_log, key))
         async with anyio.create_task_group() as tg:
             if telegram is not None:
                 sim = None
@@ -233,6 +240,7 @@ async def run_service(
                 nc,
                 supervisor,
                 limiter=RateLimiter(),
+                links=page.links if page is not None else None,
                 dedupe=await KvDedupe.open(js, replicas=config.replicas),
                 monotonic=time.monotonic,
                 telemetry=telemetry,
@@ -263,10 +271,14 @@ async def run_service(
                 ),
                 rng.random,
             )
+            if page is not None:
+                await tg.start(_keep_running, "web page", page.run, rng.random)
             log.info(
                 "tgqr serving on %s (%s), %d tenants checked for resume",
                 url,
                 "simulator" if sim else "Telegram",
                 resumed,
             )
-            task_status.started(RunningService(url, nc, event_log, key, supervisor, sim, projector))
+            task_status.started(
+                RunningService(url, nc, event_log, key, supervisor, sim, projector, page)
+            )

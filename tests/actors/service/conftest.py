@@ -84,7 +84,8 @@ class Driver:
 @pytest.fixture
 def service_config(tmp_path: Path, nats_server: NatsServer) -> ServiceConfig:
     base = ServiceConfig.from_env({}, data_dir=tmp_path / "data", nats=nats_server.url)
-    return replace(base, throttle_s=(0.0, 0.0))
+    # Port 0: services under test (several at once, in some tests) never fight over 8080.
+    return replace(base, throttle_s=(0.0, 0.0), http="127.0.0.1:0")
 
 
 @pytest.fixture

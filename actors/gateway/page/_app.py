@@ -1,0 +1,227 @@
+"""The end user's page as a Starlette app: routes, a lifespan, small handlers.
+
+Routes (``<token>`` is the signed link token, checked on every request before anything else):
+
+- ``GET /l/<token>``: the page; starts the login if none is active (``start``, idempotent)
+- ``GET /l/<token>/events``: its live updates (server-sent events)
+- ``POST /l/<token>/password``: the 2FA form, sent on as the ``password`` command
+- ``POST /l/<token>/start``: "new code": a new attempt
+- ``GET /static/...``: the page's script, style sheet and icon; ``GET /``: a bare notice
+
+A bad or expired link, a refused form and any failure get an error page (never a traceback)
+and send no command. Forms need the page's CSRF token and a same-origin request. Passwords are
+never logged, nor are link tokens (uvicorn's access log is off; these handlers log the tenant).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Final, cast
+from urllib.parse import parse_qs
+
+import anyio
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
+
+from events import EventLogUnavailableError
+
+from ._deps import PageDeps
+from ._feed import EventStream, load_view
+from ._links import BadLinkError, ExpiredLinkError, LinkClaims
+from ._render import render_error, render_home, render_page
+from ._security import SecurityHeaders, same_origin
+from ._view import NOTICES, PageView, should_start
+
+__all__ = ["STATIC_DIR", "build_app"]
+
+log = logging.getLogger("tgqr.page")
+
+STATIC_DIR: Final = Path(__file__).parent / "static"
+MAX_FORM: Final = 8 * 1024
+
+
+class _RefusedError(Exception):
+    """A request answered with an error page of ``kind`` (see ``ERRORS``); nothing was sent."""
+
+    def __init__(self, kind: str, retry_after: float | None = None) -> None:
+        super().__init__(kind)
+        self.kind = kind
+        self.retry_after = retry_after
+
+
+def _error_page(kind: str, retry_after: float | None = None) -> HTMLResponse:
+    status, page = render_error(kind)
+    headers = {"retry-after": str(max(1, round(retry_after)))} if retry_after else None
+    return HTMLResponse(page, status_code=status, headers=headers)
+
+
+def _deps(request: Request) -> PageDeps:
+    return cast("PageDeps", request.state.deps)
+
+
+def _claims(request: Request, deps: PageDeps, kind: str) -> LinkClaims:
+    """The verified link of this request, within its rate limit for ``kind``."""
+    try:
+        claims = deps.signer.verify(str(request.path_params["token"]))
+    except ExpiredLinkError:
+        raise _RefusedError("link_expired") from None
+    except BadLinkError:
+        raise _RefusedError("invalid_link") from None
+    retry_after = deps.limiter.check(claims.link_id, kind, deps.monotonic())
+    if retry_after is not None:
+        log.info("tenant=%s page: %s rate limited", claims.tenant, kind)
+        raise _RefusedError("rate_limited", retry_after)
+    return claims
+
+
+async def _view(deps: PageDeps, tenant: str) -> PageView:
+    try:
+        return await load_view(deps, tenant)
+    except EventLogUnavailableError:
+        log.warning("tenant=%s page: the event log is unavailable", tenant)
+        raise _RefusedError("unavailable") from None
+
+
+def _notice_of(reply: Mapping[str, Any]) -> str:
+    """The notice code of a command reply ("" when it succeeded)."""
+    if reply.get("ok"):
+        return ""
+    error = reply.get("error")
+    code = error.get("code", "") if isinstance(error, dict) else ""
+    return code if code in NOTICES else "unavailable"
+
+
+async def _form(request: Request, deps: PageDeps, claims: LinkClaims) -> dict[str, str]:
+    """The posted form, if it came from this link's own page (same origin, CSRF token)."""
+    if not same_origin(dict(request.headers), deps.public_origins):
+        log.info("tenant=%s page: cross-site form refused", claims.tenant)
+        raise _RefusedError("form_expired")
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        raise _RefusedError("bad_request")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM:
+            raise _RefusedError("bad_request")
+    try:
+        fields = parse_qs(body.decode("utf-8"), max_num_fields=8, keep_blank_values=True)
+    except (UnicodeDecodeError, ValueError):
+        raise _RefusedError("bad_request") from None
+    form = {name: values[0] for name, values in fields.items()}
+    if not deps.signer.check_csrf(claims, form.get("csrf", "")):
+        log.info("tenant=%s page: form without a valid CSRF token refused", claims.tenant)
+        raise _RefusedError("form_expired")
+    return form
+
+
+def _back(request: Request, notice: str) -> RedirectResponse:
+    """303 to the page itself (a reload never re-sends the form), with a notice code."""
+    query = f"?n={notice}" if notice else ""
+    return RedirectResponse(f"/l/{request.path_params['token']}{query}", status_code=303)
+
+
+async def page(request: Request) -> Response:
+    deps = _deps(request)
+    claims = _claims(request, deps, "view")
+    view = await _view(deps, claims.tenant)
+    notice = request.query_params.get("n", "")
+    if should_start(view, claims.issued_at):
+        reply = await deps.bus.command(claims.tenant, "start", {})
+        log.info("tenant=%s page: started a login (%s)", claims.tenant, reply.get("state"))
+        notice = _notice_of(reply) or notice
+        view = await _view(deps, claims.tenant)
+    html = render_page(
+        view,
+        token=str(request.path_params["token"]),
+        csrf=deps.signer.csrf_token(claims),
+        now=deps.clock(),
+        notice=NOTICES.get(notice, ""),
+    )
+    return HTMLResponse(html)
+
+
+async def events(request: Request) -> Response:
+    deps = _deps(request)
+    claims = _claims(request, deps, "events")
+    view = await _view(deps, claims.tenant)
+    return EventStream(deps, claims, view, cast("anyio.Event", request.state.closing))
+
+
+async def password(request: Request) -> Response:
+    deps = _deps(request)
+    claims = _claims(request, deps, "password")
+    secret = (await _form(request, deps, claims)).get("password", "")
+    if not secret:
+        return _back(request, "empty_password")
+    reply = await deps.bus.command(claims.tenant, "password", {"password": secret})
+    del secret
+    log.info("tenant=%s page: password sent (%s)", claims.tenant, reply.get("state", "refused"))
+    return _back(request, _notice_of(reply))
+
+
+async def start(request: Request) -> Response:
+    deps = _deps(request)
+    claims = _claims(request, deps, "start")
+    await _form(request, deps, claims)
+    reply = await deps.bus.command(claims.tenant, "start", {})
+    log.info("tenant=%s page: new code asked for (%s)", claims.tenant, reply.get("state"))
+    return _back(request, _notice_of(reply))
+
+
+async def home(_: Request) -> Response:
+    return HTMLResponse(render_home())
+
+
+async def _on_refused(_: Request, exc: Exception) -> Response:
+    refused = cast("_RefusedError", exc)
+    return _error_page(refused.kind, refused.retry_after)
+
+
+async def _on_http(_: Request, exc: Exception) -> Response:
+    status = cast("HTTPException", exc).status_code
+    kinds = {404: "not_found", 405: "method_not_allowed"}
+    return _error_page(kinds.get(status, "bad_request"))
+
+
+async def _on_error(_: Request, exc: Exception) -> Response:
+    log.error("page: %s", type(exc).__name__)
+    return _error_page("error")
+
+
+def build_app(deps: PageDeps, *, closing: anyio.Event | None = None) -> ASGIApp:
+    """The page app, with its security headers on every response (errors included).
+
+    ``closing``: set it to end every live stream (the server is stopping); the lifespan makes
+    one when none is given.
+    """
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[dict[str, object]]:
+        yield {"deps": deps, "closing": closing or anyio.Event()}
+
+    app = Starlette(
+        routes=[
+            Route("/", home),
+            Route("/l/{token}", page),
+            Route("/l/{token}/events", events),
+            Route("/l/{token}/password", password, methods=["POST"]),
+            Route("/l/{token}/start", start, methods=["POST"]),
+            Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
+        ],
+        lifespan=lifespan,
+        exception_handlers={
+            _RefusedError: _on_refused,
+            HTTPException: _on_http,
+            Exception: _on_error,
+        },
+    )
+    return SecurityHeaders(app, https=deps.https)
