@@ -11,6 +11,7 @@ audit, stops everything and returns 0 (1 if any flow did not end as expected).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from collections import defaultdict
@@ -36,6 +37,8 @@ from actors.sim import Simulator
 from events import Event, decode_event
 from events.audit import audit_verify, format_record, replay
 from projections import render_metrics, render_status
+
+from ._demo_page import page_flow
 
 __all__ = ["run_demo"]
 
@@ -215,7 +218,9 @@ async def run_demo(data_dir: Path) -> int:
     """Run the walkthrough in a fresh ``data_dir``; 0 when every flow ended as expected."""
     shutil.rmtree(data_dir, ignore_errors=True)
     base = ServiceConfig.from_env(data_dir=data_dir)
-    config = replace(base, throttle_s=(0.0, 0.0), api_id=None, api_hash=None)
+    # The page on any free port unless TGQR_HTTP says otherwise: a `tgqr up` may hold 8080.
+    http = base.http if os.environ.get("TGQR_HTTP") else "127.0.0.1:0"
+    config = replace(base, throttle_s=(0.0, 0.0), api_id=None, api_hash=None, http=http)
     sim = Simulator(token_ttl_s=30)
     print(f"tgqr demo: embedded nats-server, Telegram simulator, DuckDB in {data_dir}")
     async with anyio.create_task_group() as tg:
@@ -235,6 +240,7 @@ async def run_demo(data_dir: Path) -> int:
             async with anyio.create_task_group() as inner:
                 await inner.start(client.listen)
                 await _crash_part_two(client)
+                await page_flow(client, data_dir, interactive=sys.stdin.isatty())
                 ok = await _report(client, running)
                 inner.cancel_scope.cancel()
             await client.nc.close()

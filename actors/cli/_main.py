@@ -37,6 +37,7 @@ from ._admin import (
     cmd_vault_rotate,
 )
 from ._connection import EXIT_FAIL, EXIT_OK, CliError, data_dir
+from ._link import cmd_link
 from ._login import cmd_login, cmd_simple
 
 __all__ = ["main"]
@@ -67,12 +68,15 @@ async def _serve(args: argparse.Namespace) -> int:
         creds=args.creds,
         nkey=args.nkey,
         replicas=args.replicas,
+        http=args.http,
     )
     async with anyio.create_task_group() as tg:
         running = await tg.start(run_service, config)
         mode = "simulator" if running.sim else "Telegram"
+        page = f", page {running.page.url}" if running.page else ""
         print(
-            f"tgqr up: NATS {running.nats_url}, {mode}, data in {config.data_dir} (Ctrl-C stops)",
+            f"tgqr up: NATS {running.nats_url}, {mode}{page}, data in {config.data_dir} "
+            "(Ctrl-C stops)",
             flush=True,
         )
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -122,6 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser("up", parents=[common], help="serve until SIGINT/SIGTERM")
     up.add_argument("--replicas", type=int, default=1, help="stream and bucket replicas")
+    up.add_argument(
+        "--http",
+        metavar="HOST:PORT",
+        help="the end user's page (default: $TGQR_HTTP or 127.0.0.1:8080; off: none)",
+    )
     up.set_defaults(run=_cmd_up)
 
     login = sub.add_parser("login", parents=[common], help="log a tenant in by QR")
@@ -139,6 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(verb, parents=[common], help=text)
         p.add_argument("tenant", type=_tenant)
         p.set_defaults(run=cmd_simple)
+
+    link = sub.add_parser("link", parents=[common], help="print a link to the login page")
+    link.add_argument("tenant", type=_tenant)
+    link.add_argument("--ttl", type=int, help="seconds the link works (1..600, default 600)")
+    link.set_defaults(run=cmd_link)
 
     status = sub.add_parser("status", parents=[common], help="status projection")
     status.add_argument("tenant", nargs="?", type=_tenant)
