@@ -86,6 +86,11 @@ class Telemetry:
             description="Time to disconnect a Telegram client",
             explicit_bucket_boundaries_advisory=_SECONDS_BUCKETS,
         )
+        self._leases = meter.create_counter(
+            "tgqr_session_leases_total",
+            unit="1",
+            description="Session leases granted, renewed and ended (by reason)",
+        )
         self._projector_lag = meter.create_gauge(
             "tgqr_projector_lag_events", unit="1", description="Events not yet projected"
         )
@@ -120,6 +125,10 @@ class Telemetry:
     def session_cleanup(self, tenant: str, seconds: float) -> None:
         """A Telegram client took ``seconds`` to disconnect."""
         self._cleanup.record(seconds, {"tenant": tenant})
+
+    def session_lease(self, tenant: str, what: str) -> None:
+        """A lease was ``granted`` or ``renewed``, or ended (``released``, ``expired``...)."""
+        self._leases.add(1, {"tenant": tenant, "event": what})
 
     def projector_lag(self, events: int) -> None:
         """The projector is ``events`` behind the stream (service-wide: no tenant)."""

@@ -31,6 +31,8 @@ from .catalogue import (
     QrIssued,
     QuarantineLifted,
     Scanned,
+    SessionLeased,
+    SessionReleased,
 )
 from .chain import MAC_HEADER, ChainKey, Head, Sealed, seal
 from .codec import current_json, decode_event, encode_event
@@ -82,6 +84,8 @@ __all__ = [
     "Record",
     "Scanned",
     "Sealed",
+    "SessionLeased",
+    "SessionReleased",
     "StoredMessage",
     "TenantLog",
     "TenantQuarantinedError",

@@ -31,6 +31,8 @@ __all__ = [
     "QrIssued",
     "QuarantineLifted",
     "Scanned",
+    "SessionLeased",
+    "SessionReleased",
 ]
 
 SCHEMA_VERSION: Final = 1
@@ -136,6 +138,24 @@ class QuarantineLifted(EventBase, frozen=True, kw_only=True, tag="QuarantineLift
     note: str = ""
 
 
+class SessionLeased(EventBase, frozen=True, kw_only=True, tag="SessionLeased"):
+    """``holder`` holds the tenant's authorized session until ``expires_at`` (a renewal repeats
+    the event with the same ``lease_id`` and ``fence``). ``fence`` grows with every new lease:
+    the tenant's stream sequence the grant was written after (see DESIGN.md, "Session leases")."""
+
+    holder: str
+    lease_id: str
+    fence: int
+    expires_at: datetime
+
+
+class SessionReleased(EventBase, frozen=True, kw_only=True, tag="SessionReleased"):
+    """The lease ``lease_id`` ended: ``released``, ``expired``, ``revoked`` or ``logout``."""
+
+    lease_id: str
+    reason: str
+
+
 Event = (
     LoginStarted
     | QrIssued
@@ -150,6 +170,8 @@ Event = (
     | LoggedOut
     | ActorRestarted
     | QuarantineLifted
+    | SessionLeased
+    | SessionReleased
 )
 
 EVENT_TYPES: Final[dict[str, type[EventBase]]] = {
@@ -168,5 +190,7 @@ EVENT_TYPES: Final[dict[str, type[EventBase]]] = {
         LoggedOut,
         ActorRestarted,
         QuarantineLifted,
+        SessionLeased,
+        SessionReleased,
     )
 }

@@ -12,6 +12,9 @@ attempts whose ``started_at`` lies in ``[now - window_s, now]``:
 - ``time_to_*_p50_s``/``p95_s``: continuous quantiles (DuckDB ``quantile_cont``) of the
   seconds from start to the first scan and to authorization; None without samples.
 
+- ``leases``, ``leases_expired``, ``leases_revoked``: session leases granted in the window, and
+  those that ended in it by expiry or revocation (:mod:`projections.leases`).
+
 ``global`` always covers every tenant; a ``tenant`` filter narrows only ``tenants``.
 """
 
@@ -20,6 +23,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final
+
+from .leases import LEASE_METRIC_KEYS, lease_figures
 
 __all__ = ["DEFAULT_WINDOW_S", "METRIC_KEYS", "empty_figures", "metrics_sql", "shape_metrics"]
 
@@ -40,6 +45,7 @@ METRIC_KEYS: Final = (
     "time_to_scan_p95_s",
     "time_to_authorize_p50_s",
     "time_to_authorize_p95_s",
+    *LEASE_METRIC_KEYS,
 )
 
 
@@ -109,6 +115,7 @@ def _figures(row: Sequence[Any]) -> dict[str, Any]:
         "time_to_scan_p95_s": scan_p95,
         "time_to_authorize_p50_s": auth_p50,
         "time_to_authorize_p95_s": auth_p95,
+        **lease_figures(None),
     }
 
 
@@ -118,9 +125,14 @@ def empty_figures() -> dict[str, Any]:
 
 
 def shape_metrics(
-    rows: Sequence[Sequence[Any]], *, window_s: int, tenant: str | None = None
+    rows: Sequence[Sequence[Any]],
+    *,
+    window_s: int,
+    tenant: str | None = None,
+    lease_rows: Sequence[Sequence[Any]] = (),
 ) -> dict[str, Any]:
-    """The ``tgqr.query.metrics`` reply from the rows of :func:`metrics_sql`."""
+    """The ``tgqr.query.metrics`` reply from the rows of :func:`metrics_sql` (and of
+    :func:`projections.leases.lease_metrics_sql`)."""
     global_figures = empty_figures()
     tenants: dict[str, dict[str, Any]] = {}
     for row in rows:
@@ -128,6 +140,11 @@ def shape_metrics(
             global_figures = _figures(row)
         elif tenant is None or row[0] == tenant:
             tenants[row[0]] = _figures(row)
+    for row in lease_rows:
+        if row[1]:
+            global_figures |= lease_figures(row)
+        elif tenant is None or row[0] == tenant:
+            tenants.setdefault(row[0], empty_figures()).update(lease_figures(row))
     if tenant is not None and tenant not in tenants:
         tenants[tenant] = empty_figures()
     return {

@@ -20,6 +20,9 @@ same rows as folding it whole. The rules, per event in sequence order:
     ``QrIssued``, cleared by ``LoginStarted`` and every ending (:data:`CLEARS_QR`).
     ``updated_at``/``last_event``/``last_seq``: of the last event. Counters: ``attempts``
     (``LoginStarted``), ``qr_issued``, ``flood_waits``, ``restarts`` (``ActorRestarted``).
+    ``lease_holder``/``lease_expires_at``: set by ``SessionLeased`` (a renewal moves the
+    expiry), cleared by ``SessionReleased``, ``LoggedOut`` and ``LoginStarted``
+    (:data:`CLEARS_LEASE`), as ``actors.login.evolve`` does.
 
 ``login_attempts`` (one row per tenant and attempt)
     ``started_at``: the last ``LoginStarted``; ``first_qr_at``/``scanned_at``: the first
@@ -29,7 +32,8 @@ same rows as folding it whole. The rules, per event in sequence order:
     ``restarts``. ``time_to_scan_s``/``time_to_authorize_s``: seconds from ``started_at`` to
     ``scanned_at``/``authorized_at`` (null while either is unknown).
 
-``event_counts``: events per (minute of ``at``, tenant, type).
+``event_counts``: events per (minute of ``at``, tenant, type). ``session_leases``: one row per
+lease (:mod:`projections.leases`).
 """
 
 from __future__ import annotations
@@ -39,7 +43,10 @@ from typing import Final
 
 import msgspec
 
+from .leases import LEASE_TABLE, lease_fold_sql, lease_schema_sql
+
 __all__ = [
+    "CLEARS_LEASE",
     "CLEARS_QR",
     "OUTCOME_OF",
     "STATE_AFTER",
@@ -56,6 +63,7 @@ TABLES: Final = (
     "event_counts",
     "dead_letters",
     "quarantine",
+    LEASE_TABLE,
     "checkpoint",
 )
 
@@ -79,6 +87,7 @@ OUTCOME_OF: Final = {
     "LoginCancelled": "cancelled",
 }
 CLEARS_QR: Final = ("LoginStarted", *OUTCOME_OF, "LoggedOut")
+CLEARS_LEASE: Final = ("SessionReleased", "LoggedOut", "LoginStarted")
 
 # The fields of the event JSON the fold reads (a field an event type lacks reads as NULL).
 _FIELDS: Final = {
@@ -92,6 +101,9 @@ _FIELDS: Final = {
     "user_id": "BIGINT",
     "reason": "VARCHAR",
     "seconds": "BIGINT",
+    "holder": "VARCHAR",
+    "lease_id": "VARCHAR",
+    "fence": "BIGINT",
 }
 
 _COLUMN: Final = {"at": "ts"}  # AT is an SQL keyword
@@ -117,7 +129,12 @@ def schema_sql(sfx: str) -> list[str]:
             user_id BIGINT, qr_url VARCHAR, qr_expires_at TIMESTAMP, dc_id INTEGER,
             started_at TIMESTAMP, updated_at TIMESTAMP, last_event VARCHAR,
             last_seq BIGINT NOT NULL, attempts BIGINT NOT NULL, qr_issued BIGINT NOT NULL,
-            flood_waits BIGINT NOT NULL, restarts BIGINT NOT NULL)""",
+            flood_waits BIGINT NOT NULL, restarts BIGINT NOT NULL,
+            lease_holder VARCHAR, lease_expires_at TIMESTAMP)""",
+        # Files made before leases existed get the columns (NULL: no lease yet).
+        f"ALTER TABLE tenant_status{sfx} ADD COLUMN IF NOT EXISTS lease_holder VARCHAR",
+        f"ALTER TABLE tenant_status{sfx} ADD COLUMN IF NOT EXISTS lease_expires_at TIMESTAMP",
+        lease_schema_sql(sfx),
         f"""CREATE TABLE IF NOT EXISTS login_attempts{sfx} (
             tenant VARCHAR NOT NULL, attempt BIGINT NOT NULL, started_at TIMESTAMP,
             first_qr_at TIMESTAMP, scanned_at TIMESTAMP, authorized_at TIMESTAMP,
@@ -232,7 +249,9 @@ def _status_sql(sfx: str) -> str:
             coalesce(o.attempts, 0) + b.attempts,
             coalesce(o.qr_issued, 0) + b.qr_issued,
             coalesce(o.flood_waits, 0) + b.flood_waits,
-            coalesce(o.restarts, 0) + b.restarts
+            coalesce(o.restarts, 0) + b.restarts,
+            CASE WHEN b.lease IS NULL THEN o.lease_holder ELSE b.lease.holder END,
+            CASE WHEN b.lease IS NULL THEN o.lease_expires_at ELSE b.lease.expires_at END
         FROM (
             SELECT tenant,
                 arg_max(type, seq) FILTER (WHERE type IN ({changes_state})) AS last_state,
@@ -250,7 +269,9 @@ def _status_sql(sfx: str) -> str:
                 count(*) FILTER (WHERE type = 'LoginStarted') AS attempts,
                 count(*) FILTER (WHERE type = 'QrIssued') AS qr_issued,
                 count(*) FILTER (WHERE type = 'FloodWaited') AS flood_waits,
-                count(*) FILTER (WHERE type = 'ActorRestarted') AS restarts
+                count(*) FILTER (WHERE type = 'ActorRestarted') AS restarts,
+                arg_max({{'holder': holder, 'expires_at': expires_at}}, seq)
+                    FILTER (WHERE type IN ('SessionLeased', {_sql_list(CLEARS_LEASE)})) AS lease
             FROM batch{sfx} GROUP BY tenant) b
         LEFT JOIN tenant_status{sfx} o ON o.tenant = b.tenant
     """  # noqa: S608
@@ -269,4 +290,4 @@ def checkpoint_sql(sfx: str, seq: int, stored_at: datetime | None, applied: int)
 
 def fold_sql(sfx: str) -> list[str]:
     """The statements merging ``batch{sfx}`` into the tables of generation ``sfx``."""
-    return [_counts_sql(sfx), _attempts_sql(sfx), _status_sql(sfx)]
+    return [_counts_sql(sfx), _attempts_sql(sfx), _status_sql(sfx), lease_fold_sql(sfx)]

@@ -32,6 +32,7 @@ from events import (
 )
 
 from .errors import ProjectionStoreError
+from .leases import LEASE_TABLE, lease_metrics_sql
 from .metrics import metrics_sql, shape_metrics, window_bounds
 from .sql import TABLES, checkpoint_sql, fold_sql, schema_sql, stage_sql
 
@@ -61,6 +62,8 @@ _STATUS_COLUMNS: Final = (
     "qr_issued",
     "flood_waits",
     "restarts",
+    "lease_holder",
+    "lease_expires_at",
 )
 _COUNTERS: Final = frozenset({"attempt", "attempts", "qr_issued", "flood_waits", "restarts"})
 
@@ -365,7 +368,8 @@ class ProjectionStore:
             rows = cur.execute(
                 metrics_sql("login_attempts"), [_db_time(start), _db_time(end)]
             ).fetchall()
-        return shape_metrics(rows, window_s=window_s, tenant=tenant)
+            leases = cur.execute(lease_metrics_sql(), [_db_time(start), _db_time(end)]).fetchall()
+        return shape_metrics(rows, window_s=window_s, tenant=tenant, lease_rows=leases)
 
     def dump(self, generation: str = LIVE) -> dict[str, list[tuple[Any, ...]]]:
         """Every projection table's rows in key order (for tests and rebuild checks). Blocks."""
@@ -374,6 +378,7 @@ class ProjectionStore:
             "login_attempts": "tenant, attempt",
             "event_counts": "minute, tenant, type",
             "dead_letters": "seq",
+            LEASE_TABLE: "tenant, lease_id",
             "checkpoint": "id",
         }
         out: dict[str, list[tuple[Any, ...]]] = {}

@@ -38,6 +38,7 @@ from events import Event, decode_event
 from events.audit import audit_verify, format_record, replay
 from projections import render_metrics, render_status
 
+from ._demo_lease import lease_flow
 from ._demo_page import page_flow
 
 __all__ = ["run_demo"]
@@ -144,6 +145,9 @@ async def _flows(c: _Client, sim: Simulator) -> None:
     await c.expect("frank", "QrIssued")
     await c.scan("frank", 1099)
     await c.expect("frank", "LoginFailed")
+
+    if not await lease_flow(c, sim):
+        raise DemoFailedError("the leased session of alice is not user 1001")
 
     print("\n== cancel (heidi) and logout (alice)")
     await c.command("heidi", "start")

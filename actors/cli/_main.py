@@ -39,6 +39,7 @@ from ._admin import (
 from ._connection import EXIT_FAIL, EXIT_OK, CliError, data_dir
 from ._link import cmd_link
 from ._login import cmd_login, cmd_simple
+from ._session import add_session_commands
 
 __all__ = ["main"]
 
@@ -195,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--password")
     scan.add_argument("--dc", type=int)
     scan.set_defaults(run=cmd_sim_scan)
+
+    add_session_commands(sub, common, _tenant)
 
     demo = sub.add_parser("demo", parents=[common], help="what `make demo` runs")
     demo.set_defaults(run=_cmd_demo)

@@ -1,4 +1,5 @@
-"""What faces clients: the command endpoint, its body parsing, rate limits and dedupe."""
+"""What faces clients: the command endpoint, its body parsing, rate limits and dedupe, and the
+session lease endpoint."""
 
 from __future__ import annotations
 
@@ -21,17 +22,25 @@ from ._ratelimit import (
     RateLimiterStatistics,
     UnknownVerbError,
 )
+from ._sessions import (
+    SESSION_LIMITS,
+    SESSION_SUBJECT,
+    SessionEndpoint,
+)
 
 __all__ = [
     "COMMAND_SUBJECT",
     "DEDUPE_BUCKET",
     "DEFAULT_LIMITS",
+    "SESSION_LIMITS",
+    "SESSION_SUBJECT",
     "CommandEndpoint",
     "DedupeStore",
     "KvDedupe",
     "MemoryDedupe",
     "RateLimiter",
     "RateLimiterStatistics",
+    "SessionEndpoint",
     "UnknownVerbError",
     "error_reply",
 ]

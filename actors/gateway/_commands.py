@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -42,6 +42,8 @@ log = logging.getLogger("tgqr.commands")
 COMMAND_SUBJECT: Final = "tgqr.cmd.*.*"
 _encoder: Final = msgspec.json.Encoder()
 
+MicroEndpoint = tuple[str, str, Callable[[Request], Awaitable[None]]]
+"""(name, subject, handler) of another endpoint of the ``tgqr`` service (the session leases)."""
 LinkIssuer = Callable[[str, int], Mapping[str, object]]
 """(tenant, ttl_s) -> the ``link`` reply's fields (``url``, ``expires_at``)."""
 
@@ -117,6 +119,7 @@ class CommandEndpoint:
         dedupe_max: int = 50_000,
         version: str = "0.1.0",
         links: LinkIssuer | None = None,
+        more_endpoints: Sequence[MicroEndpoint] = (),
     ) -> None:
         self._nc = nc
         self._supervisor = supervisor
@@ -129,6 +132,7 @@ class CommandEndpoint:
         self._dedupe_max = dedupe_max
         self._version = version
         self._links = links
+        self._more_endpoints = tuple(more_endpoints)
         # (subject, msg id) -> (expiry, pending): repeats while the first is in this process.
         self._seen: OrderedDict[tuple[str, str], tuple[float, _Pending]] = OrderedDict()
         self._turns: dict[str, anyio.Event] = {}  # tenant -> the last turn's "went" event
@@ -145,6 +149,8 @@ class CommandEndpoint:
         )
         try:
             await service.add_endpoint(name="command", subject=COMMAND_SUBJECT, handler=enqueue)
+            for name, subject, handler in self._more_endpoints:  # one service, one $SRV answer
+                await service.add_endpoint(name=name, subject=subject, handler=handler)
             async with anyio.create_task_group() as tg, send, receive:
                 task_status.started()
                 async for request in receive:

@@ -2,39 +2,45 @@
 
 ``run_actor(tenant, mailbox, deps)`` folds the tenant's events, resumes a live attempt, then
 takes commands and its attempt's observations from the mailbox, in order, until the tenant
-rests (no live attempt, empty mailbox). The loop is the only code that decides, appends and
-evolves: the state is its local :class:`Ledger`. Every decision is the pure machine's.
+rests (no live attempt, no lease, empty mailbox). The loop is the only code that decides,
+appends and evolves: the state is its local :class:`Ledger`. Every decision is the pure
+machine's. While the session is leased the actor stays, with a timer that ends the lease when
+it is not renewed (:mod:`._leasing`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import anyio
 import anyio.abc
 
 from actors.telegram import SessionRevokedError, TelegramError, TelegramUnavailableError
-from events import Authorized, LoggedOut, TenantQuarantinedError
+from events import Authorized, TenantQuarantinedError
 
 from ._attempt import run_attempt
 from ._decide import decide
-from ._deps import ActorDeps, drop_pre_auth, open_client
+from ._deps import ActorDeps, drop_pre_auth, log_out_before, open_client
 from ._inbox import Attempt
 from ._inputs import (
     Cancel,
     DeadlineReached,
     Decision,
+    Lease,
     Logout,
     Password,
+    Release,
+    Renew,
     SessionRevoked,
     Start,
     Succeeded,
     Validate,
 )
+from ._leases import uses_session
+from ._leasing import LeaseTimer, act_on_lease, expire_due
 from ._ledger import Ledger
-from ._mail import AttemptEnded, Envelope, Mail, Mailbox, Observed
+from ._mail import AttemptEnded, Envelope, Mail, Mailbox, Observed, Wake
 
 __all__ = ["run_actor"]
 
@@ -71,15 +77,17 @@ async def run_actor(
                 tg.start_soon(run_attempt, handle, state, deps, mailbox.send)
                 return handle
 
-            await _loop(ledger, mailbox, launch)
+            await _loop(ledger, mailbox, launch, LeaseTimer(tg, deps, mailbox.send))
             tg.cancel_scope.cancel()  # nothing of this actor outlives it
     except BaseExceptionGroup as group:
         raise _sole(group) from None
 
 
-async def _loop(ledger: Ledger, mailbox: Mailbox, launch: _Launch) -> None:
+async def _loop(ledger: Ledger, mailbox: Mailbox, launch: _Launch, timer: LeaseTimer) -> None:
     current = await _resume(ledger, launch)
+    await expire_due(ledger)
     while True:
+        timer.follow(ledger.state)
         # Whatever is queued is taken without yielding first, so a command that arrived with an
         # observation reaches the attempt before the attempt waits for its next timer.
         try:
@@ -87,9 +95,10 @@ async def _loop(ledger: Ledger, mailbox: Mailbox, launch: _Launch) -> None:
         except anyio.EndOfStream:
             return
         except anyio.WouldBlock:
-            if current is None:
+            if current is None and ledger.state.lease is None:
                 return  # the tenant rests
             mail = await mailbox.receive.receive()
+        await expire_due(ledger)  # an overdue lease ends before anything else is decided
         match mail:
             case Envelope():
                 current = await _command(ledger, mail, current, launch)
@@ -98,6 +107,8 @@ async def _loop(ledger: Ledger, mailbox: Mailbox, launch: _Launch) -> None:
             case AttemptEnded(source=source) if source is current:
                 current = None
                 await _attempt_over(ledger)
+            case Wake():
+                pass  # the lease timer: expire_due above did what was due
 
 
 async def _resume(ledger: Ledger, launch: _Launch) -> Attempt | None:
@@ -172,7 +183,9 @@ async def _act(
     command, trace = envelope.command, envelope.trace
     match command:
         case Start():
-            decision = await ledger.apply(command, trace=trace, before=_log_out(ledger))
+            decision = await ledger.apply(
+                command, trace=trace, before=log_out_before(ledger.deps, ledger.tenant)
+            )
             if decision.events:
                 if current is not None:
                     await current.stop()
@@ -194,32 +207,21 @@ async def _act(
                 await _attempt_over(ledger)
             return decision, current
         case Logout():
-            return await ledger.apply(command, trace=trace, before=_log_out(ledger)), current
+            return await ledger.apply(
+                command, trace=trace, before=log_out_before(ledger.deps, ledger.tenant)
+            ), current
         case Validate():
             return await _validate(ledger, envelope), current
-
-
-def _log_out(ledger: Ledger) -> Callable[[Decision], Awaitable[None]]:
-    async def before(decision: Decision) -> None:
-        """Before ``LoggedOut(command)`` is stored: log the stored session out and drop it."""
-        if not any(isinstance(e, LoggedOut) for e in decision.events):
-            return
-        deps, tenant = ledger.deps, ledger.tenant
-        entry = await deps.vault.get(tenant)
-        if entry is not None:
-            async with open_client(deps, tenant, entry.session) as client:
-                with contextlib.suppress(SessionRevokedError):  # already dead: fine
-                    await client.log_out()
-        await deps.vault.delete(tenant)
-
-    return before
+        case Lease() | Renew() | Release():
+            envelope.answer(await act_on_lease(ledger, command, trace))
+            return None, current
 
 
 async def _validate(ledger: Ledger, envelope: Envelope) -> Decision:
     deps = ledger.deps
     decision = decide(ledger.state, envelope.command, deps.clock(), deps.policy)
-    if not decision.ok:
-        return decision
+    if not decision.ok or not uses_session(ledger.state):
+        return decision  # while leased, validation pauses: the holder alone uses the session
     entry = await deps.vault.get(ledger.tenant)
     revoked = entry is None
     if entry is not None:

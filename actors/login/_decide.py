@@ -31,11 +31,15 @@ from ._inputs import (
     Decision,
     FloodWait,
     Input,
+    Lease,
+    LeaseDue,
     Logout,
     Observation,
     Password,
     PasswordNeededSeen,
     PasswordWrong,
+    Release,
+    Renew,
     ScanSeen,
     SessionLost,
     SessionRevoked,
@@ -46,6 +50,7 @@ from ._inputs import (
     TokenRefused,
     Validate,
 )
+from ._leases import decide_lease, end_lease
 from ._state import MAX_TTL_S, LoginState, Policy
 
 __all__ = ["decide"]
@@ -108,13 +113,17 @@ def decide(
         case Logout():
             if state.status != "authorized":
                 return _reject("wrong_state", f"not authorized ({state.status})")
-            return Decision((LoggedOut(**env, reason="command"),))
+            ended = end_lease(state, now, "logout", trace)  # the lease ends first
+            return Decision((*ended, LoggedOut(**env, reason="command")))
         case Validate():
             if state.status != "authorized":
                 return _reject("wrong_state", f"not authorized ({state.status})")
-            return Decision()
+            return Decision()  # the shell checks the session unless it is leased
         case SessionRevoked() if state.status == "authorized":
-            return Decision((LoggedOut(**env, reason="revoked"),))
+            ended = end_lease(state, now, "revoked", trace)
+            return Decision((*ended, LoggedOut(**env, reason="revoked")))
+        case Lease() | Renew() | Release() | LeaseDue():
+            return decide_lease(state, given, now, trace=trace)
     if not state.live:
         return Decision()
     match given:
@@ -166,7 +175,7 @@ def _decide_start(
     if state.live:
         ended = (LoginCancelled(**env),)
     elif state.status == "authorized":
-        ended = (LoggedOut(**env, reason="command"),)
+        ended = (*end_lease(state, now, "logout", trace), LoggedOut(**env, reason="command"))
     ttl = policy.qr_ttl_s if start.ttl_s is None else min(start.ttl_s, policy.qr_ttl_s)
     started = LoginStarted(
         tenant=state.tenant,

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -14,14 +15,15 @@ from datetime import datetime
 
 import anyio
 
-from actors.telegram import TelegramClientPort, TelegramPort
+from actors.telegram import SessionRevokedError, TelegramClientPort, TelegramPort
 from actors.telemetry import Telemetry
 from actors.vault import SessionVault
-from events import EventLog
+from events import EventLog, LoggedOut
 
+from ._inputs import Decision
 from ._state import Policy
 
-__all__ = ["ActorDeps", "drop_pre_auth", "open_client"]
+__all__ = ["ActorDeps", "drop_pre_auth", "log_out_before", "open_client"]
 
 _log = logging.getLogger("tgqr.actor")
 _DEFAULT_POLICY = Policy()
@@ -77,3 +79,23 @@ async def drop_pre_auth(deps: ActorDeps, tenant: str) -> None:
         entry = await deps.vault.get(tenant)
         if entry is not None and entry.stage == "pre_auth":
             await deps.vault.delete(tenant)
+
+
+def log_out_before(deps: ActorDeps, tenant: str) -> Callable[[Decision], Awaitable[None]]:
+    """A ``before`` hook for :meth:`Ledger.apply`: when the decision stores ``LoggedOut``, log
+    the stored session out of Telegram and drop it first.
+
+    Raises (from the hook): TelegramError (nothing is stored then), VaultError.
+    """
+
+    async def before(decision: Decision) -> None:
+        if not any(isinstance(e, LoggedOut) for e in decision.events):
+            return
+        entry = await deps.vault.get(tenant)
+        if entry is not None:
+            async with open_client(deps, tenant, entry.session) as client:
+                with contextlib.suppress(SessionRevokedError):  # already dead: fine
+                    await client.log_out()
+        await deps.vault.delete(tenant)
+
+    return before

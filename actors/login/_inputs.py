@@ -5,6 +5,7 @@ Plain frozen dataclasses; a ``Password``'s repr hides the password, a ``Succeede
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -18,12 +19,16 @@ __all__ = [
     "Decision",
     "FloodWait",
     "Input",
+    "Lease",
+    "LeaseDue",
     "Logout",
     "Migrating",
     "Observation",
     "Password",
     "PasswordNeededSeen",
     "PasswordWrong",
+    "Release",
+    "Renew",
     "ScanSeen",
     "SessionLost",
     "SessionRevoked",
@@ -68,7 +73,37 @@ class Validate:
     """Command ``validate``: check the authorized session (the shell calls ``get_me``)."""
 
 
-Command = Start | Password | Cancel | Logout | Validate
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Command ``lease``: hand the authorized session to ``holder`` for ``ttl_s``, sealed to
+    ``public_key`` (``suite``). The shell fills in ``lease_id`` (fresh) and ``fence`` (the
+    tenant's head sequence, so a grant's fence exceeds every earlier one)."""
+
+    holder: str
+    public_key: bytes = field(repr=False)
+    suite: str = "mlkem768-x25519"
+    ttl_s: int = 300
+    lease_id: str = ""
+    fence: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Renew:
+    """Command ``renew``: extend the running lease ``lease_id`` (by its ttl, or ``ttl_s``)."""
+
+    lease_id: str
+    ttl_s: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """Command ``release``: end the lease; ``revoked``: the session is dead too (log out)."""
+
+    lease_id: str
+    revoked: bool = False
+
+
+Command = Start | Password | Cancel | Logout | Validate | Lease | Renew | Release
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +192,11 @@ class SessionLost:
     """A resumed 2FA attempt found no pre-auth session in the vault."""
 
 
+@dataclass(frozen=True, slots=True)
+class LeaseDue:
+    """The shell's lease timer fired, or a command arrived: end the lease if its time is up."""
+
+
 Observation = (
     TokenExported
     | ScanSeen
@@ -172,17 +212,20 @@ Observation = (
     | TelegramDown
     | SessionRevoked
     | SessionLost
+    | LeaseDue
 )
 Input = Command | Observation
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """What ``decide`` answers: events to append, or a rejection ``error`` code."""
+    """What ``decide`` answers: events to append, or a rejection ``error`` code (``extra``:
+    the rejection's own fields, such as the holder of a ``leased`` session)."""
 
     events: tuple[Event, ...] = ()
     error: str | None = None
     message: str | None = None
+    extra: Mapping[str, object] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

@@ -18,6 +18,8 @@ from events import (
     Head,
     LoginStarted,
     QrIssued,
+    SessionLeased,
+    SessionReleased,
     TenantQuarantinedError,
 )
 
@@ -82,8 +84,10 @@ class Ledger:
             await before(decision)
         self.head = await self.deps.log.append(self.tenant, decision.events, self.head)
         for event in decision.events:
+            held = self.state.lease
+            renewal = held is not None and getattr(event, "lease_id", None) == held.lease_id
             self.state = evolve(self.state, event)
-            self._note(event)
+            self._note(event, renewal=renewal)
         return decision
 
     def reply(self, decision: Decision) -> CommandReply:
@@ -93,9 +97,11 @@ class Ledger:
             return CommandReply(
                 ok=True, tenant=self.tenant, attempt=state.attempt, state=state.status
             )
-        return CommandReply.error(self.tenant, decision.error or "", decision.message or "")
+        return CommandReply.error(
+            self.tenant, decision.error or "", decision.message or "", decision.extra
+        )
 
-    def _note(self, event: Event) -> None:
+    def _note(self, event: Event, *, renewal: bool = False) -> None:
         """One log line and the metrics of a stored event (never a secret)."""
         name = type(event).__name__
         detail = ""
@@ -119,6 +125,15 @@ class Ledger:
                 detail = f" seconds={event.seconds} method={event.method}"
                 if telemetry:
                     telemetry.floodwait(self.tenant, event.seconds, event.method)
+            case SessionLeased():
+                what = "renewed" if renewal else "granted"
+                detail = f" {what} lease={event.lease_id} holder={event.holder} fence={event.fence}"
+                if telemetry:
+                    telemetry.session_lease(self.tenant, what)
+            case SessionReleased():
+                detail = f" lease={event.lease_id} reason={event.reason}"
+                if telemetry:
+                    telemetry.session_lease(self.tenant, event.reason)
             case _:
                 reason = getattr(event, "reason", None)
                 detail = f" reason={reason}" if reason else ""

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._inputs import Cancel, Logout, Observation, Password, Start, Validate
+from ._inputs import Command, Observation
 from ._state import LoginState
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
 __all__ = [
     "AttemptEnded",
@@ -27,13 +27,18 @@ __all__ = [
     "Mail",
     "Mailbox",
     "Observed",
+    "Wake",
     "refuse_mail",
 ]
 
 
 @dataclass(frozen=True, slots=True)
 class CommandReply:
-    """The answer to one command, sent once its first event is stored."""
+    """The answer to one command, sent once its first event is stored.
+
+    ``extra``: more fields of the reply (a lease's ``lease_id``, ``fence``, ``sealed``...), or
+    of its error (``holder`` and ``expires_at`` of ``leased``), merged into :meth:`to_json`.
+    """
 
     ok: bool
     tenant: str
@@ -41,16 +46,26 @@ class CommandReply:
     state: str | None = None
     error_code: str | None = None
     message: str | None = None
+    extra: Mapping[str, object] = field(default_factory=dict)
 
     @classmethod
-    def error(cls, tenant: str, code: str, message: str) -> CommandReply:
-        return cls(ok=False, tenant=tenant, error_code=code, message=message)
+    def error(
+        cls, tenant: str, code: str, message: str, extra: Mapping[str, object] | None = None
+    ) -> CommandReply:
+        return cls(ok=False, tenant=tenant, error_code=code, message=message, extra=extra or {})
 
     def to_json(self) -> dict[str, Any]:
         """DESIGN.md's reply shape."""
         if self.ok:
-            return {"ok": True, "tenant": self.tenant, "attempt": self.attempt, "state": self.state}
-        return {"ok": False, "error": {"code": self.error_code, "message": self.message or ""}}
+            return {
+                "ok": True,
+                "tenant": self.tenant,
+                "attempt": self.attempt,
+                "state": self.state,
+                **self.extra,
+            }
+        error = {"code": self.error_code, "message": self.message or "", **self.extra}
+        return {"ok": False, "error": error}
 
 
 class _Stage(enum.Enum):
@@ -71,7 +86,7 @@ class Envelope:
 
     def __init__(
         self,
-        command: Start | Password | Cancel | Logout | Validate,
+        command: Command,
         reply: Callable[[CommandReply], None],
         trace: str | None = None,
     ) -> None:
@@ -151,7 +166,12 @@ class AttemptEnded:
     source: object
 
 
-Mail = Envelope | Observed | AttemptEnded
+@dataclass(frozen=True, slots=True)
+class Wake:
+    """A timer of the actor's loop fired (the lease timer): look at the clock again."""
+
+
+Mail = Envelope | Observed | AttemptEnded | Wake
 
 
 def refuse_mail(tenant: str, mail: Mail, code: str, why: str) -> None:

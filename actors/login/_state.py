@@ -27,12 +27,15 @@ from events import (
     QrIssued,
     QuarantineLifted,
     Scanned,
+    SessionLeased,
+    SessionReleased,
 )
 
 __all__ = [
     "LIVE",
     "MAX_TTL_S",
     "TERMINAL",
+    "HeldLease",
     "LoginState",
     "Policy",
     "Status",
@@ -76,6 +79,21 @@ class Policy:
 
 
 @dataclass(frozen=True, slots=True)
+class HeldLease:
+    """The session's current holder (``SessionLeased``); ``ttl_s``: of its grant or last renewal."""
+
+    holder: str
+    lease_id: str
+    fence: int
+    expires_at: datetime
+    ttl_s: float
+
+    def running(self, now: datetime) -> bool:
+        """Whether the lease still runs at ``now`` (it ends at ``expires_at``)."""
+        return now < self.expires_at
+
+
+@dataclass(frozen=True, slots=True)
 class LoginState:
     """One tenant's login as far as its events tell. ``attempt`` 0: never started."""
 
@@ -92,6 +110,9 @@ class LoginState:
     user_id: int | None = None
     retry_at: datetime | None = None  # a flood wait in progress
     last_event: str | None = None
+    lease: HeldLease | None = None  # set by SessionLeased; cleared by SessionReleased, LoggedOut
+    # and LoginStarted
+    last_fence: int = 0  # the highest fence ever granted (fences only grow)
 
     @property
     def live(self) -> bool:
@@ -115,8 +136,12 @@ def evolve(state: LoginState, event: Event) -> LoginState:
     ``LoginCancelled``                    ``cancelled``
     ``LoggedOut``                         ``logged_out``
     ``FloodWaited``, ``ActorRestarted``,  unchanged
-    ``QuarantineLifted``
+    ``QuarantineLifted``,
+    ``SessionLeased``, ``SessionReleased``
     ====================================  ==================================
+
+    The lease (``lease``) is set by ``SessionLeased`` (a renewal replaces it) and cleared by
+    ``SessionReleased``, ``LoggedOut`` and ``LoginStarted``; it never changes the status.
 
     The status depends on the event alone, never on the status before it: which event may
     follow which is :func:`decide`'s rule (no token during 2FA, no scan after the end, ...),
@@ -136,6 +161,7 @@ def evolve(state: LoginState, event: Event) -> LoginState:
                 last_event="LoginStarted",
                 # keep the authorized user id only until a new login replaces it
                 user_id=None,
+                last_fence=state.last_fence,
             )
         case QrIssued():
             return replace(
@@ -172,9 +198,15 @@ def evolve(state: LoginState, event: Event) -> LoginState:
         case LoginCancelled():
             return _ended(s, "cancelled")
         case LoggedOut():
-            return replace(_ended(s, "logged_out"), user_id=None)
+            return replace(_ended(s, "logged_out"), user_id=None, lease=None)
         case FloodWaited():
             return replace(s, retry_at=event.retry_at)
+        case SessionLeased():
+            ttl_s = (event.expires_at - event.at).total_seconds()
+            lease = HeldLease(event.holder, event.lease_id, event.fence, event.expires_at, ttl_s)
+            return replace(s, lease=lease, last_fence=max(s.last_fence, event.fence))
+        case SessionReleased():
+            return replace(s, lease=None)
         case ActorRestarted() | QuarantineLifted():
             return s
 

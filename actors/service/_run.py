@@ -24,7 +24,7 @@ from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from nats.aio.client import Client
 
-from actors.gateway import CommandEndpoint, KvDedupe, RateLimiter
+from actors.gateway import CommandEndpoint, KvDedupe, RateLimiter, SessionEndpoint
 from actors.gateway.page import PageServer
 from actors.login import (
     ActorDeps,
@@ -189,7 +189,10 @@ async def run_service(
                 sim = None
             elif config.simulated:
                 if sim is None:
-                    sim = Simulator(token_ttl_s=config.sim_token_ttl_s)
+                    # Its ports, keys and accounts are kept: sessions outlive a restart.
+                    sim = Simulator(
+                        token_ttl_s=config.sim_token_ttl_s, store=config.data_dir / "sim"
+                    )
                     await tg.start(sim.run)
                 telegram = TelethonTelegram.for_simulator(sim, throttle_s=config.throttle_s)
             else:
@@ -236,9 +239,15 @@ async def run_service(
             for tenant in await event_log.tenants():
                 supervisor.ensure_running(tenant)
                 resumed += 1
+            # Session leases: an endpoint of the same micro service (served before it opens).
+            sessions = SessionEndpoint(
+                nc, supervisor, monotonic=time.monotonic, telemetry=telemetry
+            )
+            await tg.start(_keep_running, "session endpoint", sessions.run, rng.random)
             endpoint = CommandEndpoint(
                 nc,
                 supervisor,
+                more_endpoints=[sessions.endpoint],
                 limiter=RateLimiter(),
                 links=page.links if page is not None else None,
                 dedupe=await KvDedupe.open(js, replicas=config.replicas),

@@ -78,6 +78,8 @@ class DataCentre:
     wall_clock: Callable[[], float] = time.time
     keys: dict[int, KeyRecord] = field(default_factory=dict)
     handshakes: int = 0
+    #: called when an auth key is created (to persist it)
+    on_change: Callable[[], None] = field(default=lambda: None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +160,7 @@ class Endpoint:
                 raise HandshakeError("auth_key_id collision")
             self.dc.keys[key_id] = KeyRecord(auth_key, key_id, self._handshake.initial_salt())
             self.dc.handshakes += 1
+            self.dc.on_change()
             self._handshake = None
         body = bytes(reply)
         msg_id = self._plain_ids.next_msg_id(response=True, now=self.dc.wall_clock())

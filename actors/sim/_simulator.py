@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import anyio
 import anyio.abc
@@ -20,6 +21,7 @@ from ._connection import Connection
 from ._endpoint import DataCentre
 from ._errors import RpcFailure, SimulatorError
 from ._handshake import test_rsa_key
+from ._persist import SimSnapshot, load_snapshot, save_snapshot, store_lock
 from ._rpc import RpcHandler, update_login_token
 from ._state import KeyRef, SimState
 
@@ -52,6 +54,12 @@ class Simulator:
     :meth:`run` binds one listener per DC (random ports) and serves until cancelled. The
     business clock ``clock`` stamps token expiry and dates; message ids and the handshake's
     ``server_time`` use the wall clock, as clients check those against their own.
+
+    With ``store`` (a directory), they outlive it: the ports, accounts, auth keys and logins
+    are written there after every change and taken back by the next simulator on that
+    directory, whose DCs listen on the same ports, so a stored Telethon session still works.
+
+    Raises SimulatorError for bad arguments or a ``store`` holding an unreadable state file.
     """
 
     def __init__(
@@ -61,6 +69,7 @@ class Simulator:
         token_ttl_s: float = 30.0,
         clock: Callable[[], float] = time.time,
         host: str = "127.0.0.1",
+        store: Path | None = None,
     ) -> None:
         if not dc_ids or len(set(dc_ids)) != len(dc_ids) or min(dc_ids) <= 0:
             raise SimulatorError("dc_ids must be distinct positive integers")
@@ -76,31 +85,115 @@ class Simulator:
         self._open = 0
         self._connections = 0
         self._malformed = 0
+        self._store = store
+        self._kept_ports: dict[int, int] = {}
+        self._changed: anyio.Event | None = None
+        if store is not None:
+            self._take_back(store)
 
     # --- serving --------------------------------------------------------------------------
 
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
-        """Listen on one random port per DC and serve until cancelled; then every
-        connection is closed. ``task_status.started()`` once all DCs listen.
+        """Listen on one port per DC (random ones, or those kept in ``store``) and serve
+        until cancelled; then every connection is closed. ``task_status.started()`` once all
+        DCs listen. A ``store`` another running simulator holds is left alone (with a
+        warning): this one then listens on random ports and keeps nothing.
 
-        Raises SimulatorError if already running, OSError if a port cannot be bound.
+        Raises SimulatorError if already running or a kept port is taken, OSError if a port
+        cannot be bound.
         """
         if self._ports:
             raise SimulatorError("the simulator is already running")
+        store = self._store
         try:
-            async with AsyncExitStack() as stack, anyio.create_task_group() as tg:
-                for dc_id, dc in self._dcs.items():
-                    listener = await anyio.create_tcp_listener(local_host=self._host)
-                    await stack.enter_async_context(listener)
-                    self._ports[dc_id] = listener.extra(SocketAttribute.local_port)  # noqa: S610
-                    tg.start_soon(partial(listener.serve, partial(self._serve, dc), tg))
-                _log.info("simulator listening: %s", self._dc_options())
-                task_status.started()
-                await anyio.sleep_forever()
+            async with AsyncExitStack() as stack:
+                if store is not None and not stack.enter_context(store_lock(store)):
+                    _log.warning("%s is in use by another simulator: this one keeps nothing", store)
+                    store = None
+                try:
+                    await self._serve_all(stack, store, task_status)
+                finally:
+                    if store is not None and self._ports:  # what changed last, still locked
+                        save_snapshot(store, self._snapshot())
         finally:
             self._ports.clear()
+            self._changed = None
+
+    async def _serve_all(
+        self,
+        stack: AsyncExitStack,
+        store: Path | None,
+        task_status: anyio.abc.TaskStatus[None],
+    ) -> None:
+        async with anyio.create_task_group() as tg:
+            for dc_id, dc in self._dcs.items():
+                listener = await self._listen(dc_id, kept=store is not None)
+                await stack.enter_async_context(listener)
+                self._ports[dc_id] = listener.extra(SocketAttribute.local_port)  # noqa: S610
+                tg.start_soon(partial(listener.serve, partial(self._serve, dc), tg))
+            _log.info("simulator listening: %s", self._dc_options())
+            if store is not None:
+                self._changed = anyio.Event()
+                await anyio.to_thread.run_sync(save_snapshot, store, self._snapshot())
+                tg.start_soon(self._keep_saving, store)
+            task_status.started()
+            await anyio.sleep_forever()
+
+    async def _listen(self, dc_id: int, *, kept: bool) -> anyio.abc.Listener[SocketStream]:
+        port = self._kept_ports.get(dc_id, 0) if kept else 0
+        try:
+            return await anyio.create_tcp_listener(local_host=self._host, local_port=port)
+        except OSError as exc:
+            raise SimulatorError(
+                f"DC {dc_id} cannot listen on {self._host}:{port} again (kept in "
+                f"{self._store}): {exc.strerror or exc}"
+            ) from exc
+
+    # --- persistence ----------------------------------------------------------------------
+
+    def _take_back(self, store: Path) -> None:
+        for dc in self._dcs.values():
+            dc.on_change = self._note_change
+        self._state.on_change = self._note_change
+        snapshot = load_snapshot(store)
+        if snapshot is None:
+            return
+        unknown = set(snapshot.ports) - set(self._dcs)
+        if unknown:
+            raise SimulatorError(f"{store} is the state of other DCs ({sorted(unknown)})")
+        self._kept_ports = dict(snapshot.ports)
+        for dc_id, keys in snapshot.keys.items():
+            self._dcs[dc_id].keys.update({key.key_id: key for key in keys})
+        self._state.restore(snapshot.users, snapshot.authorized, snapshot.pending)
+        _log.info(
+            "simulator state taken back from %s: %d users, %d auth keys",
+            store,
+            len(snapshot.users),
+            sum(len(keys) for keys in snapshot.keys.values()),
+        )
+
+    def _note_change(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+
+    def _snapshot(self) -> SimSnapshot:
+        authorized, pending = self._state.logins_by_key()
+        return SimSnapshot(
+            ports=dict(self._ports or self._kept_ports),
+            users=list(self._state.users.values()),
+            keys={dc_id: list(dc.keys.values()) for dc_id, dc in self._dcs.items()},
+            authorized=authorized,
+            pending=pending,
+        )
+
+    async def _keep_saving(self, store: Path) -> None:
+        """Write the state after each change (changes made meanwhile are one more write)."""
+        while self._changed is not None:
+            await self._changed.wait()
+            self._changed = anyio.Event()
+            await anyio.to_thread.run_sync(save_snapshot, store, self._snapshot())
 
     async def _serve(self, dc: DataCentre, stream: SocketStream) -> None:
         connection = Connection(dc, stream, on_bind=self._rebind)

@@ -36,6 +36,10 @@ UNREGISTERED: Final = (401, "AUTH_KEY_UNREGISTERED")
 PASSWORD_NEEDED: Final = (401, "SESSION_PASSWORD_NEEDED")
 
 
+def _nothing() -> None:
+    return None
+
+
 @dataclass(slots=True)
 class User:
     """An account: where it lives, and its 2FA verifier if it has a password."""
@@ -117,6 +121,8 @@ class SimState:
         self.logins = 0
         self.exports = 0
         self.scans = 0
+        #: called after every change of the accounts or authorizations (to persist them)
+        self.on_change: Callable[[], None] = _nothing
 
     # --- accounts -------------------------------------------------------------------------
 
@@ -136,6 +142,7 @@ class SimState:
                 user_id, dc_id, first_name or f"User {user_id}", access_hash, hint, verifier
             )
             self.users[user_id] = user
+            self.on_change()
         return user
 
     def user_of(self, ref: KeyRef) -> User | None:
@@ -224,6 +231,7 @@ class SimState:
         token.used = True
         if user.verifier is not None:
             self._pending_password[ref] = user.user_id
+            self.on_change()
             raise RpcFailure(*PASSWORD_NEEDED)
         return self._authorize(ref, user)
 
@@ -232,6 +240,7 @@ class SimState:
         self._pending_password.pop(ref, None)
         self._challenges.pop(ref, None)
         self.logins += 1
+        self.on_change()
         return Authorized(user)
 
     def _prune(self, now: float) -> None:
@@ -277,6 +286,7 @@ class SimState:
         """``auth.logOut``: forget this key's authorization."""
         if self._authorized.pop(ref, None) is None:
             raise RpcFailure(*UNREGISTERED)
+        self.on_change()
 
     def revoke(self, user_id: int) -> int:
         """Invalidate every authorization of the user; returns how many there were."""
@@ -286,7 +296,22 @@ class SimState:
         for ref in [ref for ref, uid in self._pending_password.items() if uid == user_id]:
             del self._pending_password[ref]
             self._challenges.pop(ref, None)
+        self.on_change()
         return len(refs)
+
+    # --- persistence ----------------------------------------------------------------------
+
+    def logins_by_key(self) -> tuple[dict[KeyRef, int], dict[KeyRef, int]]:
+        """Copies of who each auth key is logged in as, and which wait for their 2FA password."""
+        return dict(self._authorized), dict(self._pending_password)
+
+    def restore(
+        self, users: Sequence[User], authorized: dict[KeyRef, int], pending: dict[KeyRef, int]
+    ) -> None:
+        """Take back accounts and authorizations saved by an earlier simulator."""
+        self.users.update({user.user_id: user for user in users})
+        self._authorized.update(authorized)
+        self._pending_password.update(pending)
 
     # --- scripted failures ----------------------------------------------------------------
 

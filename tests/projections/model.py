@@ -23,12 +23,24 @@ from events import (
     PasswordRequired,
     QrIssued,
     Scanned,
+    SessionLeased,
+    SessionReleased,
 )
 
-__all__ = ["AttemptKey", "CountKey", "Fold", "LoginAttempt", "TenantStatus", "minute_of"]
+__all__ = [
+    "AttemptKey",
+    "CountKey",
+    "Fold",
+    "LeaseKey",
+    "LoginAttempt",
+    "SessionLease",
+    "TenantStatus",
+    "minute_of",
+]
 
 AttemptKey = tuple[str, int]
 CountKey = tuple[datetime, str, str]  # (minute, tenant, event type)
+LeaseKey = tuple[str, str]  # (tenant, lease_id)
 
 
 @dataclass(slots=True)
@@ -54,6 +66,23 @@ class TenantStatus:
     qr_issued: int = 0
     flood_waits: int = 0
     restarts: int = 0
+    lease_holder: str | None = None
+    lease_expires_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class SessionLease:
+    """One row of ``session_leases``: the first grant, the last expiry, the first ending."""
+
+    tenant: str
+    lease_id: str
+    holder: str | None = None
+    fence: int | None = None
+    granted_at: datetime | None = None
+    expires_at: datetime | None = None
+    grants: int = 0
+    ended_at: datetime | None = None
+    end_reason: str | None = None
 
 
 @dataclass(slots=True)
@@ -109,6 +138,7 @@ class Fold:
     status: dict[str, TenantStatus] = field(default_factory=dict)
     attempts: dict[AttemptKey, LoginAttempt] = field(default_factory=dict)
     counts: dict[CountKey, int] = field(default_factory=dict)
+    leases: dict[LeaseKey, SessionLease] = field(default_factory=dict)
 
     def apply(self, seq: int, event: Event) -> None:
         """Fold one event stored at stream sequence ``seq``."""
@@ -128,6 +158,7 @@ class Fold:
 
         match event:
             case LoginStarted():
+                row.lease_holder = row.lease_expires_at = None
                 row.state = "pending"
                 row.attempt = event.attempt
                 row.user_id = None
@@ -175,6 +206,7 @@ class Fold:
                 self._end(attempt, "cancelled", at)
             case LoggedOut():
                 row.state = "logged_out"
+                row.lease_holder = row.lease_expires_at = None
                 self._clear_qr(row)
             case FloodWaited():
                 row.flood_waits += 1
@@ -183,9 +215,27 @@ class Fold:
             case ActorRestarted():
                 row.restarts += 1
                 attempt.restarts += 1
+            case SessionLeased():
+                row.lease_holder, row.lease_expires_at = event.holder, event.expires_at
+                lease = self._lease(tenant, event.lease_id)
+                if lease.granted_at is None:
+                    lease.holder, lease.fence, lease.granted_at = event.holder, event.fence, at
+                lease.expires_at = event.expires_at
+                lease.grants += 1
+            case SessionReleased():
+                row.lease_holder = row.lease_expires_at = None
+                lease = self._lease(tenant, event.lease_id)
+                if lease.ended_at is None:
+                    lease.ended_at, lease.end_reason = at, event.reason
 
         attempt.time_to_scan_s = _seconds(attempt.started_at, attempt.scanned_at)
         attempt.time_to_authorize_s = _seconds(attempt.started_at, attempt.authorized_at)
+
+    def _lease(self, tenant: str, lease_id: str) -> SessionLease:
+        found = self.leases.get((tenant, lease_id))
+        if found is None:
+            found = self.leases[tenant, lease_id] = SessionLease(tenant, lease_id)
+        return found
 
     def _attempt(self, tenant: str, number: int) -> LoginAttempt:
         key = (tenant, number)

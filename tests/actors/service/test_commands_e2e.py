@@ -155,8 +155,9 @@ async def test_fuzzed_bad_input_never_breaks_the_service(driver: Driver) -> None
 
 
 async def test_micro_service_discovery(driver: Driver) -> None:
-    """The command endpoint is a nats.micro service named tgqr ($SRV.PING/INFO work)."""
+    """Commands and session leases are one nats.micro service named tgqr ($SRV.PING/INFO
+    work, one answer per instance)."""
     ping = json.loads((await driver.nc.request("$SRV.PING.tgqr", b"", timeout=5)).data)
     assert ping["name"] == "tgqr"
     info = json.loads((await driver.nc.request("$SRV.INFO.tgqr", b"", timeout=5)).data)
-    assert [e["subject"] for e in info["endpoints"]] == ["tgqr.cmd.*.*"]
+    assert [e["subject"] for e in info["endpoints"]] == ["tgqr.cmd.*.*", "tgqr.session.*.*"]

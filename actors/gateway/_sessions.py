@@ -1,0 +1,333 @@
+"""Session leases on NATS: ``tgqr.session.<tenant>.lease|renew|release`` (DESIGN.md, "Session
+leases"), the endpoint ``session`` of the ``nats.micro`` service ``tgqr``.
+
+The service itself is registered by the command endpoint (one service, so ``$SRV.PING`` gets
+one answer per instance): pass :attr:`SessionEndpoint.endpoint` to its ``more_endpoints`` and
+run :meth:`SessionEndpoint.run` first.
+
+Like the command endpoint: bodies decoded by msgspec decoders created once, every client mistake
+a structured error, per-tenant rate limits, and the request handed to the tenant's actor through
+the supervisor in arrival order, in an :class:`~actors.login.Envelope` that is answered exactly
+once. The reply is sent once the actor answered (after the lease's event is stored). The sealed
+session exists only inside that reply: nothing here logs or stores it.
+
+A ``Nats-Msg-Id`` repeated while this process remembers its request (the dedupe window) gets
+the first reply, so a client that timed out may retry a lease without locking itself out; it
+is remembered in memory only (a sealed session is not written to the dedupe bucket).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Annotated, Any, Final, Literal
+
+import anyio
+import msgspec
+from anyio.abc import TaskStatus
+from anyio.streams.memory import MemoryObjectSendStream
+from nats.aio.client import Client
+from nats.micro.request import Request
+
+from actors.hpke import InvalidPublicKeyError, check_public_key
+from actors.login import (
+    LEASE_TTL_S,
+    MAX_LEASE_TTL_S,
+    MIN_LEASE_TTL_S,
+    CommandReply,
+    Envelope,
+    Lease,
+    Mail,
+    Release,
+    Renew,
+)
+from actors.supervision import MailboxFullError, StoppedError, TenantSupervisor
+from actors.telemetry import Telemetry
+from events import InvalidTenantError, validate_tenant
+
+from ._parse import MAX_BODY, BadRequestError, error_reply
+from ._ratelimit import RateLimiter
+
+__all__ = ["SESSION_LIMITS", "SESSION_SUBJECT", "SessionEndpoint", "parse_session"]
+
+log = logging.getLogger("tgqr.sessions")
+
+SESSION_SUBJECT: Final = "tgqr.session.*.*"
+SESSION_LIMITS: Final[Mapping[str, int]] = MappingProxyType(
+    {"lease": 30, "renew": 120, "release": 30}
+)
+"""Per tenant and minute; a renewal every ``ttl_s / 3`` of the shortest lease is 18."""
+
+_encoder: Final = msgspec.json.Encoder()
+_NAME = r"^[A-Za-z0-9_.-]+$"
+_ID = r"^[A-Za-z0-9_-]+$"
+_Ttl = Annotated[int, msgspec.Meta(ge=MIN_LEASE_TTL_S, le=MAX_LEASE_TTL_S)]
+_LeaseId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=_ID)]
+
+
+class _LeaseBody(msgspec.Struct, forbid_unknown_fields=True):
+    holder: Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=_NAME)]
+    public_key: Annotated[str, msgspec.Meta(min_length=1, max_length=8192)]
+    suite: Literal["mlkem768-x25519", "x25519"] = "mlkem768-x25519"
+    ttl_s: _Ttl = LEASE_TTL_S
+
+
+class _RenewBody(msgspec.Struct, forbid_unknown_fields=True):
+    lease_id: _LeaseId
+    ttl_s: _Ttl | None = None
+
+
+class _ReleaseBody(msgspec.Struct, forbid_unknown_fields=True):
+    lease_id: _LeaseId
+    revoked: bool = False
+
+
+_DECODERS: Final[dict[str, msgspec.json.Decoder[Any]]] = {
+    "lease": msgspec.json.Decoder(_LeaseBody),
+    "renew": msgspec.json.Decoder(_RenewBody),
+    "release": msgspec.json.Decoder(_ReleaseBody),
+}
+
+
+def parse_session(subject: str, data: bytes) -> tuple[str, str, Lease | Renew | Release]:
+    """``(tenant, verb, command)`` of a session request.
+
+    Raises:
+        BadRequestError: with the reply to send (``invalid_tenant``, ``invalid_request``).
+    """
+    parts = subject.split(".")
+    if len(parts) != 4:
+        raise BadRequestError("invalid_request", "subject must be tgqr.session.<tenant>.<verb>")
+    _, _, tenant, verb = parts
+    try:
+        validate_tenant(tenant)
+    except InvalidTenantError as exc:
+        raise BadRequestError("invalid_tenant", str(exc)) from exc
+    decoder = _DECODERS.get(verb)
+    if decoder is None:
+        verbs = ", ".join(_DECODERS)
+        raise BadRequestError("invalid_request", f"unknown verb {verb[:40]!r}: one of {verbs}")
+    if len(data) > MAX_BODY:
+        raise BadRequestError("invalid_request", f"body larger than {MAX_BODY} bytes")
+    try:
+        body = decoder.decode(data.strip() or b"{}")
+    except msgspec.DecodeError as exc:  # names the field and the rule, never the value
+        raise BadRequestError("invalid_request", f"bad {verb} body: {exc}") from exc
+    match body:
+        case _LeaseBody():
+            return tenant, verb, Lease(body.holder, _public_key(body), body.suite, body.ttl_s)
+        case _RenewBody():
+            return tenant, verb, Renew(body.lease_id, body.ttl_s)
+        case _:
+            return tenant, verb, Release(body.lease_id, body.revoked)
+
+
+def _public_key(body: _LeaseBody) -> bytes:
+    try:
+        raw = base64.b64decode(body.public_key, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequestError(
+            "invalid_request", "public_key must be standard base64 with padding"
+        ) from None
+    try:
+        check_public_key(body.suite, raw)
+    except InvalidPublicKeyError as exc:
+        raise BadRequestError("invalid_request", str(exc)) from None
+    return raw
+
+
+def _ok_json(verb: str, reply: CommandReply) -> dict[str, Any]:
+    """DESIGN.md's ok replies: lease and renew carry the lease's fields, release none."""
+    if verb == "release":
+        return {"ok": True}
+    return {"ok": True, **reply.extra}
+
+
+_NOT_RUN: Final = frozenset({"unavailable", "rate_limited"})
+
+
+@dataclass(slots=True)
+class _Pending:
+    """One request between its arrival and its reply (shared by its repeats)."""
+
+    tenant: str
+    verb: str
+    done: anyio.Event = field(default_factory=anyio.Event)
+    reply: bytes = b""
+    ran: bool = False
+    envelope: Envelope | None = None
+    key: tuple[str, str] | None = None  # (subject, Nats-Msg-Id), when it has one
+
+    def answer(self, reply: CommandReply) -> None:
+        if self.done.is_set():
+            return
+        body = _ok_json(self.verb, reply) if reply.ok else reply.to_json()
+        self.reply = _encoder.encode(body)
+        self.ran = reply.ok or reply.error_code not in _NOT_RUN
+        self.done.set()
+
+    def answer_raw(self, reply: bytes) -> None:
+        if not self.done.is_set():
+            self.reply = reply
+            self.done.set()
+
+
+class SessionEndpoint:
+    """Serves session leases until cancelled. Start with ``await tg.start(endpoint.run)``."""
+
+    def __init__(
+        self,
+        nc: Client,
+        supervisor: TenantSupervisor[Mail],
+        *,
+        monotonic: Callable[[], float],
+        limiter: RateLimiter | None = None,
+        telemetry: Telemetry | None = None,
+        reply_timeout_s: float = 20.0,
+        dedupe_window_s: float = 120.0,
+        dedupe_max: int = 10_000,
+    ) -> None:
+        self._nc = nc
+        self._supervisor = supervisor
+        self._monotonic = monotonic
+        self._limiter = limiter or RateLimiter(SESSION_LIMITS)
+        self._telemetry = telemetry
+        self._reply_timeout_s = reply_timeout_s
+        self._dedupe_window_s = dedupe_window_s
+        self._dedupe_max = dedupe_max
+        self._seen: OrderedDict[tuple[str, str], tuple[float, _Pending]] = OrderedDict()
+        self._send: MemoryObjectSendStream[Request] | None = None
+
+    @property
+    def endpoint(self) -> tuple[str, str, Callable[[Request], Awaitable[None]]]:
+        """``(name, subject, handler)`` for the ``tgqr`` micro service."""
+        return "session", SESSION_SUBJECT, self._enqueue
+
+    async def _enqueue(self, request: Request) -> None:
+        """The micro handler: queue the request for :meth:`run` (in arrival order)."""
+        send = self._send
+        if send is None:
+            await self._respond(request, error_reply("unavailable", "leases are not served now"))
+            return
+        try:
+            await send.send(request)
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            await self._respond(request, error_reply("unavailable", "the service is stopping"))
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Serve the requests the endpoint queues, until cancelled (each one answered)."""
+        send, receive = anyio.create_memory_object_stream[Request](1024)
+        try:
+            async with anyio.create_task_group() as tg, send, receive:
+                self._send = send
+                task_status.started()
+                async for request in receive:
+                    tg.start_soon(self._serve, request, self._admit(request))
+        finally:
+            self._send = None
+
+    def _admit(self, request: Request) -> _Pending | bytes:
+        """In arrival order, without awaiting: an error reply, or the submitted request."""
+        try:
+            tenant, verb, command = parse_session(request.subject, request.data)
+        except BadRequestError as exc:
+            return exc.reply
+        headers = request.headers or {}
+        msg_id = headers.get("Nats-Msg-Id")
+        now = self._monotonic()
+        if msg_id:
+            self._forget_before(now)
+            seen = self._seen.get((request.subject, msg_id))
+            if seen is not None:
+                return seen[1]
+        pending = _Pending(tenant, verb)
+        retry_after = self._limiter.check(tenant, verb, now)
+        if retry_after is not None:
+            if self._telemetry is not None:
+                self._telemetry.rate_limit_hit(tenant, verb)
+            return error_reply(
+                "rate_limited",
+                f"too many {verb} requests for {tenant}; retry in {retry_after:.1f}s",
+                retry_after_s=round(retry_after, 3),
+            )
+        if msg_id:
+            pending.key = (request.subject, msg_id)
+            self._seen[pending.key] = (now + self._dedupe_window_s, pending)
+            while len(self._seen) > self._dedupe_max:
+                self._seen.popitem(last=False)
+        trace: str | None = None
+        if self._telemetry is not None:
+            with self._telemetry.command_span(tenant, verb, headers) as traceparent:
+                trace = traceparent
+        pending.envelope = Envelope(command, pending.answer, trace)
+        try:
+            self._supervisor.submit(tenant, pending.envelope)
+        except (MailboxFullError, StoppedError) as exc:
+            pending.envelope = None
+            pending.answer(CommandReply.error(tenant, "unavailable", str(exc)))
+        return pending
+
+    async def _serve(self, request: Request, admitted: _Pending | bytes) -> None:
+        """Send the one reply: the actor's answer, or ``unavailable`` if the request did not
+        start in time (it then never runs) or the service stops first."""
+        if isinstance(admitted, _Pending):
+            try:
+                await self._wait(admitted)
+            except anyio.get_cancelled_exc_class():
+                self._give_up(admitted, "the service is stopping; retry")
+                with anyio.CancelScope(shield=True), anyio.move_on_after(1):
+                    await self._respond(request, admitted.reply)
+                raise
+            if not admitted.ran:
+                self._forget(admitted)  # a retry under the same id may run it
+            reply = admitted.reply
+        else:
+            reply = admitted
+        await self._respond(request, reply)
+
+    async def _wait(self, pending: _Pending) -> None:
+        with anyio.move_on_after(self._reply_timeout_s):
+            await pending.done.wait()
+        if pending.done.is_set():
+            return
+        log.warning("tenant=%s %s: no answer in time", pending.tenant, pending.verb)
+        self._give_up(pending, f"no answer for {pending.verb} in time; it was not run")
+        with anyio.move_on_after(self._reply_timeout_s * 2):  # claimed: its answer will come
+            await pending.done.wait()
+        if not pending.done.is_set():
+            pending.answer(
+                CommandReply.error(
+                    pending.tenant, "unavailable", f"{pending.verb} still running; see the events"
+                )
+            )
+
+    def _give_up(self, pending: _Pending, message: str) -> None:
+        """``unavailable`` now, unless the actor already took the request."""
+        if pending.envelope is not None:
+            pending.envelope.expire(pending.tenant, message)
+        else:
+            pending.answer(CommandReply.error(pending.tenant, "unavailable", message))
+
+    async def _respond(self, request: Request, reply: bytes) -> None:
+        try:
+            await request.respond(reply or error_reply("unavailable", "no answer"))
+        except Exception as exc:
+            log.info("could not send a reply: %s", type(exc).__name__)
+
+    def _forget(self, pending: _Pending) -> None:
+        if pending.key is not None:
+            seen = self._seen.get(pending.key)
+            if seen is not None and seen[1] is pending:
+                del self._seen[pending.key]
+
+    def _forget_before(self, now: float) -> None:
+        while self._seen:
+            key, (expiry, _) = next(iter(self._seen.items()))
+            if expiry > now:
+                return
+            del self._seen[key]
