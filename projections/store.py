@@ -21,16 +21,13 @@ from pathlib import Path
 from typing import Any, Final
 
 import duckdb
-import msgspec
 
 from events import (
     ChainKey,
     StoredMessage,
-    UndecodableEventError,
-    current_json,
-    tenant_of_subject,
 )
 
+from ._staging import STATUS_COLUMNS, STATUS_SQL, quarantine_rows, stage
 from .errors import ProjectionStoreError
 from .leases import LEASE_TABLE, lease_metrics_sql
 from .metrics import metrics_sql, shape_metrics, window_bounds
@@ -46,46 +43,6 @@ FaultHook = Callable[[str], None]
 ``begun``, ``loaded`` (batch staged), ``upserted`` and ``checkpointed`` (one statement
 writes the rows and the checkpoint; all these are before COMMIT), ``committed``."""
 
-_STATUS_COLUMNS: Final = (
-    "tenant",
-    "state",
-    "attempt",
-    "user_id",
-    "qr_url",
-    "qr_expires_at",
-    "dc_id",
-    "started_at",
-    "updated_at",
-    "last_event",
-    "last_seq",
-    "attempts",
-    "qr_issued",
-    "flood_waits",
-    "restarts",
-    "lease_holder",
-    "lease_expires_at",
-)
-_COUNTERS: Final = frozenset({"attempt", "attempts", "qr_issued", "flood_waits", "restarts"})
-
-
-def _status_column(name: str) -> str:
-    if name == "tenant":
-        return "coalesce(s.tenant, q.tenant) AS tenant"
-    if name == "state":
-        # A tenant whose subject holds messages that do not verify (not released yet).
-        return "CASE WHEN q.tenant IS NULL THEN s.state ELSE 'quarantined' END AS state"
-    if name in _COUNTERS:
-        return f"coalesce(s.{name}, 0) AS {name}"
-    return f"s.{name} AS {name}"
-
-
-_STATUS_SQL: Final = (
-    "SELECT * FROM (SELECT "  # noqa: S608 (fixed column names)
-    + ", ".join(_status_column(name) for name in _STATUS_COLUMNS)
-    + " FROM tenant_status s FULL OUTER JOIN"
-    " (SELECT DISTINCT tenant FROM quarantine) q ON s.tenant = q.tenant)"
-)
-
 
 def _db_time(value: datetime | None) -> datetime | None:
     if value is None:
@@ -97,58 +54,6 @@ def _db_time(value: datetime | None) -> datetime | None:
 
 def _py_time(value: datetime | None) -> datetime | None:
     return None if value is None else value.replace(tzinfo=UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class _Staged:
-    """A batch ready for DuckDB: the events as two strings, and the dead letters."""
-
-    seqs: str
-    docs: str
-    events: int
-    dead: list[tuple[int, str, str]]
-    lifted: list[int]
-
-
-def _stage(items: Sequence[StoredMessage], key: ChainKey | None) -> _Staged:
-    """Check every message with the codec (:func:`events.current_json`: the projection
-    reads exactly what :func:`events.decode_event` reads) and, given the chain key, its MAC
-    (a forged event never counts); join the good ones."""
-    seqs: list[str] = []
-    docs: list[bytes] = []
-    dead: list[tuple[int, str, str]] = []
-    lifted: list[int] = []
-    for item in items:
-        try:
-            if key is not None and not (item.mac and key.check(item.data, item.mac)):
-                dead.append((item.seq, item.subject, "MAC mismatch: event altered or forged"))
-                continue
-            doc = current_json(item.data, seq=item.seq, subject=item.subject)
-        except UndecodableEventError as exc:
-            dead.append((item.seq, item.subject, exc.why[:500]))
-            continue
-        if b'"type":"QuarantineLifted"' in doc:
-            lifted.extend(_LIFTED.decode(doc).sequences)
-        docs.append(doc)
-        seqs.append(str(item.seq))
-    return _Staged(",".join(seqs), b"\n".join(docs).decode(), len(docs), dead, lifted)
-
-
-class _Lifted(msgspec.Struct):
-    sequences: list[int]
-
-
-_LIFTED: Final = msgspec.json.Decoder(_Lifted)
-
-
-def _quarantine_rows(dead: list[tuple[int, str, str]]) -> list[tuple[int, str, str]]:
-    rows = []
-    for seq, subject, reason in dead:
-        try:
-            rows.append((seq, tenant_of_subject(subject), reason))
-        except ValueError:
-            continue  # not a tenant's subject: a dead letter only
-    return rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,14 +193,14 @@ class ProjectionStore:
         if not items:
             return BatchResult(0, 0, done, _py_time(row[1]) if row else None)
         hook("begun")
-        staged = _stage(items, key)
+        staged = stage(items, key)
         if staged.events:
             cur.execute(stage_sql(sfx), [staged.seqs, staged.docs])
         hook("loaded")
         if staged.dead:
             with cur.appender(f"dead_letters{sfx}", action="upsert") as app:
                 app.append_rows(staged.dead)
-            quarantined = _quarantine_rows(staged.dead)
+            quarantined = quarantine_rows(staged.dead)
             if quarantined:
                 with cur.appender(f"quarantine{sfx}", action="upsert") as app:
                     app.append_rows(quarantined)
@@ -347,7 +252,7 @@ class ProjectionStore:
 
     def status(self, tenant: str | None = None) -> list[dict[str, Any]]:
         """``tenant_status`` rows as dicts (one tenant, or all sorted by tenant). Blocks."""
-        sql = _STATUS_SQL
+        sql = STATUS_SQL
         with self._cursor() as cur:
             if tenant is None:
                 rows = cur.execute(sql + " ORDER BY tenant").fetchall()
@@ -356,7 +261,7 @@ class ProjectionStore:
         return [
             {
                 name: _py_time(value) if isinstance(value, datetime) else value
-                for name, value in zip(_STATUS_COLUMNS, row, strict=True)
+                for name, value in zip(STATUS_COLUMNS, row, strict=True)
             }
             for row in rows
         ]

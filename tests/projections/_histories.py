@@ -25,6 +25,8 @@ from events import (
     QrIssued,
     QuarantineLifted,
     Scanned,
+    SessionLeased,
+    SessionReleased,
     StoredMessage,
     encode_event,
     event_subject,
@@ -203,14 +205,18 @@ def _any_event(draw: st.DrawFn, at: datetime) -> Event:
         lambda: FloodWaited(**env, seconds=draw(st.integers(1, 60)), method="m"),
         lambda: ActorRestarted(**env, restart=1, delay_s=0.5, error="x"),
         lambda: QuarantineLifted(**env, sequences=(draw(st.integers(1, 9)),)),
+        lambda: SessionLeased(**env, holder="app", lease_id="l1", fence=draw(st.integers(1, 9)),
+                              expires_at=later),
+        lambda: SessionReleased(**env, lease_id="l1", reason="released"),
     ]  # fmt: skip
     made: Event = draw(st.sampled_from(makers))()
     return made
 
 
 @st.composite
-def arbitrary_histories(draw: st.DrawFn) -> list[Event]:
+def arbitrary_histories(draw: st.DrawFn, min_size: int = 1) -> list[Event]:
     """Any events in any order (two tenants, three attempts): the rules' corner cases, such
-    as a QR during 2FA, a second ending, an attempt without a start, time going backwards."""
-    seconds = draw(st.lists(st.integers(0, 600), min_size=1, max_size=60))
+    as a QR during 2FA, a second ending, an attempt without a start, time going backwards.
+    At least ``min_size`` events (Hypothesis prefers short lists), at most 60."""
+    seconds = draw(st.lists(st.integers(0, 600), min_size=min_size, max_size=60))
     return [draw(_any_event(T0 + timedelta(seconds=s, microseconds=7))) for s in seconds]
