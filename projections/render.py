@@ -20,6 +20,8 @@ _STATUS_COLUMNS = (
     ("attempts", "ATTEMPTS"),
     ("flood_waits", "FLOODS"),
     ("restarts", "RESTARTS"),
+    ("lease_holder", "LEASED TO"),
+    ("lease_expires_at", "LEASE ENDS"),
 )
 
 _METRIC_ROWS = (
@@ -37,6 +39,9 @@ _METRIC_ROWS = (
     ("time_to_scan_p95_s", "scan p95 (s)"),
     ("time_to_authorize_p50_s", "authorize p50 (s)"),
     ("time_to_authorize_p95_s", "authorize p95 (s)"),
+    ("leases", "session leases"),
+    ("leases_expired", "leases expired"),
+    ("leases_revoked", "leases revoked"),
 )
 
 
