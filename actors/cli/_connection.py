@@ -19,6 +19,7 @@ from nats.aio.client import Client
 from actors.service import (
     NATS_URL_FILE,
     ConfigError,
+    NatsAuth,
     NatsConnectError,
     Role,
     Violations,
@@ -81,12 +82,12 @@ def _nats_urls(args: argparse.Namespace) -> tuple[list[str], Path | None]:
 
 
 # Each CLI connection's permission violations (nats-py reports them only to error_cb).
-_VIOLATIONS: Final[weakref.WeakKeyDictionary[Client, tuple[Role, Violations]]] = (
+_VIOLATIONS: Final[weakref.WeakKeyDictionary[Client, tuple[NatsAuth, Violations]]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-async def _connect(args: argparse.Namespace, violations: Violations) -> Client:
+async def _connect(args: argparse.Namespace, violations: Violations) -> tuple[Client, NatsAuth]:
     urls, url_file = _nats_urls(args)
     try:
         auth = resolve_auth(
@@ -96,7 +97,7 @@ async def _connect(args: argparse.Namespace, violations: Violations) -> Client:
             creds=getattr(args, "creds", None),
             nkey=getattr(args, "nkey", None),
         )
-        return await connect_nats(
+        nc = await connect_nats(
             urls,
             auth=auth,
             name=f"tgqr-cli-{auth.role}",
@@ -105,10 +106,12 @@ async def _connect(args: argparse.Namespace, violations: Violations) -> Client:
             violations=violations,
         )
     except NatsConnectError as exc:
-        stale = f" ({url_file} is stale: is `tgqr up` running?)" if url_file else ""
+        refused = "connection refused" in str(exc)
+        stale = f" ({url_file} is stale: is `tgqr up` running?)" if url_file and refused else ""
         raise CliError(f"{exc}{stale}") from None
     except ConfigError as exc:
         raise CliError(str(exc)) from None
+    return nc, auth
 
 
 @asynccontextmanager
@@ -122,23 +125,22 @@ async def connected(args: argparse.Namespace) -> AsyncIterator[Client]:
             there or refuses the role's credentials.
     """
     violations = Violations()
-    nc = await _connect(args, violations)
-    role = role_of(args)
-    _VIOLATIONS[nc] = (role, violations)
+    nc, auth = await _connect(args, violations)
+    _VIOLATIONS[nc] = (auth, violations)
     try:
         yield nc
     except Exception as exc:
         # A refused JetStream call only times out: name the refusal instead.
         if violations.seen and not isinstance(exc, CliError):
-            raise CliError(_refusal(role, violations.seen[0])) from None
+            what = violations.seen[0].removeprefix("nats: ").strip("'")
+            raise CliError(_refusal(auth, what)) from None
         raise
     finally:
         await nc.close()
 
 
-def _refusal(role: Role, violation: str) -> str:
-    what = violation.removeprefix("nats: ").strip("'")
-    return f"NATS refused role {role}: {what} (see README, 'Roles and credentials')"
+def _refusal(auth: NatsAuth, what: str) -> str:
+    return f"NATS refused {auth.describe()}: {what} (see README, 'Roles and credentials')"
 
 
 async def request(
@@ -149,7 +151,7 @@ async def request(
     Raises:
         CliError: nobody answers, no answer in time, or the reply is ``{"ok": false, ...}``.
     """
-    role, violations = _VIOLATIONS.get(nc, ("app", Violations()))
+    auth, violations = _VIOLATIONS.get(nc, (NatsAuth("app"), Violations()))
     refused: list[str] = []
     msg = None
     try:
@@ -168,10 +170,7 @@ async def request(
     except nats.errors.TimeoutError:
         raise CliError(f"no answer on {subject} within {wait_s:.0f}s") from None
     if refused or msg is None:
-        raise CliError(
-            f"NATS refused role {role}: it may not publish to {subject} "
-            "(see README, 'Roles and credentials')"
-        )
+        raise CliError(_refusal(auth, f"it may not publish to {subject}"))
     reply: dict[str, Any] = json.loads(msg.data)
     if not reply.get("ok"):
         error = reply.get("error") or {}

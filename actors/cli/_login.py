@@ -4,16 +4,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from datetime import datetime
 from typing import Any
 
 import nats.errors
+import nats.js.errors
 from nats.aio.client import Client
 
 from events import (
     Authorized,
-    ChainKey,
     Event,
     Expired,
     FloodWaited,
@@ -27,7 +28,7 @@ from events import (
     decode_event,
     event_subject,
 )
-from events.jetstream import JetStreamEventLog
+from events.jetstream import STREAM
 
 from ._connection import EXIT_FAIL, EXIT_OK, CliError, connected, request
 from ._prompt import read_password, read_password_sync
@@ -61,6 +62,26 @@ def _draw_qr(event: QrIssued) -> None:
     )
 
 
+async def _backlog(nc: Client, tenant: str) -> list[Event]:
+    """The tenant's stored events, for display only: decoded, not verified (a client of role
+    app holds no chain key; the service verifies whatever it acts on). Blocks on NATS.
+
+    Raises:
+        nats.errors.Error: the stream could not be read.
+    """
+    js = nc.jetstream(timeout=5)
+    events: list[Event] = []
+    seq = 1
+    while True:
+        try:
+            msg = await js.get_msg(STREAM, seq=seq, subject=event_subject(tenant), next=True)
+        except nats.js.errors.NotFoundError:
+            return events
+        with contextlib.suppress(UndecodableEventError):
+            events.append(decode_event(msg.data or b""))
+        seq = (msg.seq or 0) + 1
+
+
 async def cmd_login(args: argparse.Namespace) -> int:
     """``login``: start an attempt, then draw its QR codes and follow it until it ends."""
     async with connected(args) as nc:
@@ -77,12 +98,9 @@ async def cmd_login(args: argparse.Namespace) -> int:
             return EXIT_OK
         print(f"{args.tenant}: login attempt {attempt} ({state})", flush=True)
         seen: set[str] = set()
-        backlog: list[Event] = []
         try:
-            js = nc.jetstream()
-            reader = JetStreamEventLog(js, ChainKey(b"read-only-client-needs-no-key!!!"))
-            backlog = [r.event for r in await reader.read_tenant(args.tenant)]
-        except (UndecodableEventError, nats.errors.Error):
+            backlog = await _backlog(nc, args.tenant)
+        except nats.errors.Error:
             backlog = []
         for event in backlog:
             if event.attempt == attempt:

@@ -42,9 +42,9 @@ async def read_password(prompt: str) -> str:
     saved = termios.tcgetattr(fd)
     quiet = list(saved)
     quiet[3] &= ~termios.ECHO
+    termios.tcsetattr(fd, termios.TCSAFLUSH, quiet)
     sys.stderr.write(prompt)
     sys.stderr.flush()
-    termios.tcsetattr(fd, termios.TCSAFLUSH, quiet)
     typed = b""
     try:
         while not typed.endswith(b"\n") and len(typed) < _MAX:

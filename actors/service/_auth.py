@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal, get_args
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import bcrypt
 
@@ -173,6 +173,8 @@ class NatsAuth:
 
     def describe(self) -> str:
         """Who connects, for one-line messages: never a secret."""
+        if self.url_user is not None:
+            return f"role {self.role} (user {self.url_user} from the URL)"
         if self.credentials is not None:
             where = f" from {self.credentials.path}" if self.credentials.path else ""
             return f"role {self.role} (user {self.credentials.user}{where})"
@@ -180,8 +182,6 @@ class NatsAuth:
             return f"role {self.role} (creds file {self.creds_file})"
         if self.nkey_file is not None:
             return f"role {self.role} (nkey seed {self.nkey_file})"
-        if self.url_user is not None:
-            return f"role {self.role} (user {self.url_user} from the URL)"
         return f"role {self.role} (no credentials)"
 
 
@@ -219,7 +219,11 @@ def resolve_auth(
     if nkey:
         return NatsAuth(role, nkey_file=_existing(nkey, "--nkey"))
     for url in urls:
-        user = urlsplit(url if "://" in url else f"nats://{url}").username
-        if user:
-            return NatsAuth(role, url_user=user)
+        parts = urlsplit(url if "://" in url else f"nats://{url}")
+        if parts.username and parts.password is not None:
+            # As options, for every server of the list (nats-py reads userinfo per URL).
+            found = RoleCredentials(role, unquote(parts.username), unquote(parts.password))
+            return NatsAuth(role, credentials=found, url_user=found.user)
+        if parts.username:
+            return NatsAuth(role, url_user=unquote(parts.username))  # a token
     return NatsAuth(role, credentials=read_credentials(data_dir, role))

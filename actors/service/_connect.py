@@ -10,6 +10,7 @@ kept in :attr:`Violations.seen` for whoever wants to name them.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
@@ -38,6 +39,8 @@ class Violations:
     gives them lower-cased: ``nats: permissions violation for publish to "tgqr.evt.alice"``)."""
 
     seen: list[str] = field(default_factory=list)
+    log: bool = False
+    """Also log each one (a long-running service: nobody else would see it)."""
     _changed: anyio.Event = field(default_factory=anyio.Event, repr=False)
 
     def add(self, text: str) -> None:
@@ -65,8 +68,8 @@ def _cause(exc: BaseException | None) -> str:
         or "authorization violation" in str(exc).lower()
     ):
         return "authorization violation"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower()
+    if isinstance(exc, OSError):
+        return os.strerror(exc.errno).lower() if exc.errno else str(exc) or type(exc).__name__
     if isinstance(exc, TimeoutError | nats.errors.TimeoutError):
         return "timed out"
     text = str(exc).removeprefix("nats: ").strip("'")
@@ -97,7 +100,8 @@ async def connect_nats(
         if _PERMISSIONS in text.lower():
             if violations is not None:
                 violations.add(text)
-            log.warning("nats: %s", text.removeprefix("nats: "))
+            if violations is None or violations.log:
+                log.warning("nats: %s", text.removeprefix("nats: "))
             return
         last.append(exc)
         if reconnect_forever:
@@ -126,7 +130,9 @@ async def connect_nats(
             **options,
         )
     except (OSError, TimeoutError, ValueError, nats.errors.Error) as exc:
-        cause = _cause(last[-1] if last else exc)
+        causes = [_cause(e) for e in (*last, exc)]
+        # The server closes after refusing: a later try's reset must not hide the refusal.
+        cause = "authorization violation" if "authorization violation" in causes else causes[0]
         who = f" as {auth.describe()}" if auth is not None else ""
         if cause == "authorization violation":
             raise NatsConnectError(f"NATS at {shown} refused the credentials{who}") from None

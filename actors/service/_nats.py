@@ -59,6 +59,7 @@ async def open_service_nats(config: ServiceConfig) -> AsyncIterator[tuple[str, C
         nc = await connect_nats(urls, auth=auth, violations=violations)
         try:
             await check_service_permissions(nc, violations, auth.describe())
+            violations.log = True  # from now on a refusal is a surprise: log it
             if not requires_auth(nc):
                 log.warning(
                     "NATS at %s requires no authentication: any client on it can act as any "
@@ -67,8 +68,13 @@ async def open_service_nats(config: ServiceConfig) -> AsyncIterator[tuple[str, C
                 )
             yield redact_url(urls[0]), nc
         finally:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
-                await nc.drain()
+            # Shielded: this runs while the service is being cancelled. A drain that does
+            # not finish in time (a refused request still pending) still ends in a close.
+            with anyio.CancelScope(shield=True):
+                with anyio.move_on_after(5):
+                    await nc.drain()
+                if not nc.is_closed:
+                    await nc.close()
     finally:
         if server is not None:
             (config.data_dir / NATS_URL_FILE).unlink(missing_ok=True)
