@@ -46,7 +46,7 @@ from .errors import (
 from .log import MAX_CHUNK, ChainedLog, EventLog, Record, StoredMessage, Undecodable, decode_stored
 from .memory import MemoryEventLog
 from .quarantine import BadMessage, TenantLog, check_tenant
-from .verify import ChainBreak, ChainVerifier, VerifyReport, verify_log
+from .verify import ChainBreak, ChainVerifier, VerifyReport, verify_log, verify_tail
 
 __all__ = [
     "EVENT_SUBJECT_PREFIX",
@@ -102,4 +102,5 @@ __all__ = [
     "tenant_of_subject",
     "validate_tenant",
     "verify_log",
+    "verify_tail",
 ]

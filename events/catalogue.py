@@ -41,9 +41,11 @@ SCHEMA_VERSION: Final = 1
 class EventBase(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
     """The envelope every event carries.
 
-    ``id`` (the ``Nats-Msg-Id``) and ``prev`` (the chain MAC of the tenant's previous event)
-    are filled in by the event log when the event is sealed; leave them empty when deciding.
-    ``trace`` is the W3C ``traceparent`` of the command that caused the event, if any.
+    ``id`` (the ``Nats-Msg-Id``), ``prev`` (the chain MAC of the tenant's previous event) and
+    ``kid`` (the id of the chain key that sealed it, see :mod:`events.chain`) are filled in by
+    the event log when the event is sealed; leave them empty when deciding. ``trace`` is the
+    W3C ``traceparent`` of the command that caused the event, if any. Events stored before key
+    ids existed decode with ``kid=""``.
     """
 
     tenant: str
@@ -53,6 +55,7 @@ class EventBase(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
     id: str = ""
     prev: str = ""
     trace: str | None = None
+    kid: str = ""
 
 
 class LoginStarted(EventBase, frozen=True, kw_only=True, tag="LoginStarted"):

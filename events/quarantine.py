@@ -5,19 +5,31 @@ the simulator's phone, the append's "maybe mine" check) goes through :func:`chec
 message that does not decode, names another tenant, fails its MAC under the chain key or does
 not link to the previous verified event is *bad*: it never changes any state, the next verified
 event links past it, and its tenant is quarantined until a verified ``QuarantineLifted`` event
-names it.
+names it. :class:`events.verify.ChainVerifier` applies the same rules to the whole log, so the
+audit's breaks of a tenant are exactly the bad messages its readers see.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Final
 
 from .catalogue import QuarantineLifted
 from .chain import ChainKey, Head
 from .records import Record, Undecodable
 
-__all__ = ["BadMessage", "TenantLog", "check_tenant", "fault_of"]
+__all__ = ["MAC_MISMATCH", "BadMessage", "TenantLog", "check_tenant", "fault_of", "show_key_id"]
+
+MAC_MISMATCH: Final = "MAC mismatch: event altered or forged"
+_KEY_ID_RE: Final = re.compile(r"[0-9a-f]{1,64}")
+
+
+def show_key_id(kid: str) -> str:
+    """``kid`` as it may appear in a message: as is when it looks like a key id, else quoted and
+    cut short (the field is whatever the message's author wrote)."""
+    return kid if _KEY_ID_RE.fullmatch(kid) else repr(kid[:24])
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,14 +64,20 @@ class TenantLog:
 def fault_of(item: Record | Undecodable, tenant: str, key: ChainKey, prev: str | None) -> str:
     """Why ``item`` is not the next event of ``tenant``'s chain ("" when it is).
 
-    ``prev`` is the MAC the event must link to (None: do not check the link).
+    ``prev`` is the MAC the event must link to (None: do not check the link). An event that
+    names another key id than ``key``'s was "sealed with another chain key": it fails whatever
+    its MAC. Only one that names ``key`` (or, stored before key ids, names none) and fails its
+    MAC under it is "altered or forged".
     """
     if isinstance(item, Undecodable):
         return f"undecodable: {item.error.why}"
     if item.tenant != tenant or item.event.tenant != tenant:
         return f"event claims tenant {item.event.tenant!r}"
+    kid = item.event.kid
+    if kid and kid != key.id:
+        return f"sealed with another chain key (id {show_key_id(kid)})"
     if not item.mac or not key.check(item.data, item.mac):
-        return "MAC mismatch: event altered or forged"
+        return MAC_MISMATCH
     if prev is not None and item.event.prev != prev:
         return "chain link broken: previous event deleted or reordered"
     return ""

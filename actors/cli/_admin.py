@@ -1,28 +1,75 @@
 """The operator's commands: ``status``, ``metrics``, ``audit``, ``projections rebuild``,
-``vault rotate`` and the simulator's ``sim scan``."""
+``vault rotate`` and the simulator's ``sim scan``.
+
+Keys are loaded, never created, here: only ``tgqr up`` (and the demo) makes a chain or vault
+key, because a new key matches no existing log or session. A command that needs one and finds
+none says where it looked and exits 1.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from typing import Any
+from pathlib import Path
+from typing import Any, Final
 
-from actors.service import load_chain_key
-from events import ChainKey
-from events.audit import audit_verify, format_record, replay
+from actors.service import (
+    CHAIN_KEY_ENV,
+    CHAIN_KEY_FILE,
+    ChainKeyMissingError,
+    load_chain_key,
+)
+from events import ChainKey, VerifyReport
+from events.audit import (
+    audit_verify,
+    format_record,
+    key_mismatch_text,
+    marks_of,
+    released_marks,
+    replay,
+)
 from events.jetstream import JetStreamEventLog
 
-from ._connection import EXIT_FAIL, EXIT_OK, connected, data_dir, request
+from ._connection import EXIT_FAIL, EXIT_OK, CliError, connected, data_dir, request
+from ._login import _read_password
 
 __all__ = [
+    "chain_key",
     "cmd_audit",
     "cmd_metrics",
     "cmd_rebuild",
     "cmd_sim_scan",
     "cmd_status",
     "cmd_vault_rotate",
+    "where_keys_are",
 ]
+
+# A plain replay checks no MAC; the reader still wants a key object, so it gets one that
+# matches nothing (and is never written anywhere).
+_NO_KEY: Final = ChainKey(b"audit-without-verify-key-000000!")
+
+
+def where_keys_are(env: str) -> str:
+    """The hint that ends every "no key" or "wrong key" message."""
+    return f"pass --data DIR (the data directory of `tgqr up`) or set {env}"
+
+
+def chain_key(args: argparse.Namespace) -> tuple[ChainKey, str]:
+    """The chain key (never created) and where it came from, for messages.
+
+    Raises:
+        CliError: there is none (the message says where it looked).
+        ConfigError: the variable or the file does not hold a valid key.
+    """
+    directory = data_dir(args)
+    try:
+        key = load_chain_key(directory, create=False)
+    except ChainKeyMissingError as exc:
+        raise CliError(f"{exc}: {where_keys_are(CHAIN_KEY_ENV)}") from None
+    source = CHAIN_KEY_ENV if os.environ.get(CHAIN_KEY_ENV) else str(directory / CHAIN_KEY_FILE)
+    return key, source
 
 
 async def cmd_status(args: argparse.Namespace) -> int:
@@ -50,28 +97,83 @@ async def cmd_metrics(args: argparse.Namespace) -> int:
 
 
 async def cmd_audit(args: argparse.Namespace) -> int:
-    """``audit``: replay the event log from JetStream; ``--verify`` checks the hash chains."""
+    """``audit``: replay the event log from JetStream; ``--verify`` checks the hash chains.
+
+    Messages outside their chain stay in the replay, marked (with ``--verify``: why, and the
+    ``QuarantineLifted`` that released them; without: what the log's lifts name). ``--verify``
+    exits 0 when every break is a released bad message (see :func:`_verdict`).
+    """
+    key, source = chain_key(args) if args.verify else (None, "")
     async with connected(args) as nc:
-        js = nc.jetstream()
-        key = (
-            load_chain_key(data_dir(args))
-            if args.verify
-            else ChainKey(b"audit-without-verify-key-000000!")
-        )
-        log = JetStreamEventLog(js, key)
+        log = JetStreamEventLog(nc.jetstream(), key or _NO_KEY)
+        report: VerifyReport | None = None
+        if key is None:
+            marks = await released_marks(log, tenant=args.tenant)
+        else:
+            # Verify first: a wrong key is one line, not a replay in which nothing verifies.
+            report = await audit_verify(log, key, tenant=args.tenant)
+            if report.key_mismatch:
+                mismatch = key_mismatch_text(report, source)
+                raise CliError(f"{mismatch}: {where_keys_are(CHAIN_KEY_ENV)}")
+            marks = marks_of(report)
         types = args.type or None
         async for item in replay(
             log, tenant=args.tenant, since=args.since, until=args.until, types=types
         ):
-            print(format_record(item, json=args.json))
-        if not args.verify:
+            print(format_record(item, json=args.json, mark=marks.get(item)))
+        return EXIT_OK if report is None else _verdict(report, as_json=args.json)
+
+
+def _verdict(report: VerifyReport, *, as_json: bool) -> int:
+    """List every break, then the verdict: exit 0 when there is none, or when each is a bad
+    message released by a verified ``QuarantineLifted`` (an operator's decision sealed in the
+    chain itself, after which every reader sees the chain whole); else 1. With ``as_json`` the
+    list and the counts are one JSON object on stdout (the one-line error stays on stderr)."""
+    if as_json:
+        print(_verdict_json(report))
+    else:
+        for broken in report.breaks:
+            print(f"break: {broken}")
+    if report.ok:
+        if as_json:
             return EXIT_OK
-        report = await audit_verify(log, key, tenant=args.tenant)
-        if report.ok:
-            print(f"verified: {report.checked} events, {report.tenants} chains, no breaks")
-            return EXIT_OK
-        print(f"chain broken at {report.first_break}", file=sys.stderr)
-        return EXIT_FAIL
+        released = len(report.released)
+        tail = (
+            f"{released} bad message(s), each released by QuarantineLifted"
+            if released
+            else "no breaks"
+        )
+        print(f"verified: {report.verified} events, {report.tenants} chains, {tail}")
+        return EXIT_OK
+    more = len(report.unreleased) - 1
+    print(
+        f"chain broken at {report.first_break}" + (f" (and {more} more)" if more else ""),
+        file=sys.stderr,
+    )
+    return EXIT_FAIL
+
+
+def _verdict_json(report: VerifyReport) -> str:
+    return json.dumps(
+        {
+            "verify": {
+                "ok": report.ok,
+                "verified": report.verified,
+                "checked": report.checked,
+                "chains": report.tenants,
+                "key_id": report.key_id,
+                "breaks": [
+                    {
+                        "seq": b.seq,
+                        "tenant": b.tenant or None,
+                        "reason": b.reason,
+                        "released_by": b.released_by,
+                    }
+                    for b in report.breaks
+                ],
+            }
+        }
+    )
 
 
 async def cmd_rebuild(args: argparse.Namespace) -> int:
@@ -84,21 +186,54 @@ async def cmd_rebuild(args: argparse.Namespace) -> int:
 
 async def cmd_vault_rotate(args: argparse.Namespace) -> int:
     """``vault rotate``: re-encrypt every stored session with the newest key."""
-    from actors.vault import KvSessionVault, load_key_ring
+    from actors.vault import KEYS_ENV, KvSessionVault, VaultKeyError, load_key_ring
 
+    try:
+        keys = load_key_ring(data_dir(args), create=False)
+    except VaultKeyError as exc:
+        raise CliError(f"{exc}: {where_keys_are(KEYS_ENV)}") from None
     async with connected(args) as nc:
-        vault = await KvSessionVault.open(nc.jetstream(), load_key_ring(data_dir(args)))
-        print(f"re-encrypted {await vault.rotate()} sessions with the newest key")
+        vault = await KvSessionVault.open(nc.jetstream(), keys)
+        try:
+            count = await vault.rotate()
+        except VaultKeyError as exc:
+            raise CliError(str(exc)) from None
+        print(f"re-encrypted {count} sessions with the newest key")
         return EXIT_OK
+
+
+def _scan_password(args: argparse.Namespace) -> str | None:
+    """The 2FA password of the scanning account: ``--password-file FILE`` (its first line), or
+    ``--password`` alone (asked without echo, or one line of stdin, as ``tgqr password``).
+    Never from the command line, where any local user sees it.
+
+    Raises:
+        CliError: the file or stdin holds no password.
+    """
+    if args.password_file is not None:
+        try:
+            text = Path(args.password_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CliError(f"cannot read --password-file {args.password_file}: {exc}") from None
+        password = text.splitlines()[0] if text.strip() else ""
+        if not password:
+            raise CliError(f"--password-file {args.password_file} holds no password")
+        return password
+    if args.password:
+        return _read_password(f"2FA password of user {args.user}: ")
+    return None
 
 
 async def cmd_sim_scan(args: argparse.Namespace) -> int:
     """``sim scan``: the simulator's phone scans a tenant's (or a URL's) QR code."""
+    password = _scan_password(args)
     async with connected(args) as nc:
         body: dict[str, Any] = {"user_id": args.user}
-        for name in ("tenant", "url", "password"):
+        for name in ("tenant", "url"):
             if getattr(args, name):
                 body[name] = getattr(args, name)
+        if password is not None:
+            body["password"] = password
         if args.dc is not None:
             body["dc_id"] = args.dc
         await request(nc, "tgqr.sim.scan", body)

@@ -95,7 +95,7 @@ class _Client:
 
 
 def _fields(event: Event) -> str:
-    skip = {"tenant", "attempt", "at", "v", "id", "prev", "trace", "type"}
+    skip = {"tenant", "attempt", "at", "v", "id", "prev", "trace", "kid", "type"}
     shown = {k: v for k, v in msgspec.to_builtins(event).items() if k not in skip}
     if "url" in shown:
         shown["url"] = shown["url"][:34] + "…"

@@ -40,6 +40,7 @@ from ._connection import EXIT_FAIL, EXIT_OK, CliError, data_dir
 from ._link import cmd_link
 from ._login import cmd_login, cmd_simple
 from ._session import add_session_commands
+from ._tenant import cmd_tenant_repair
 
 __all__ = ["main"]
 
@@ -193,9 +194,26 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--tenant", type=_tenant)
     target.add_argument("--url")
     scan.add_argument("--user", type=int, required=True)
-    scan.add_argument("--password")
+    secret = scan.add_mutually_exclusive_group()
+    # No value on the command line (other users see it): ask, as `tgqr password` does.
+    secret.add_argument(
+        "--password",
+        action="store_true",
+        help="the account has 2FA: ask for its password (no echo, or one line of stdin)",
+    )
+    secret.add_argument("--password-file", metavar="FILE", help="read the 2FA password from FILE")
     scan.add_argument("--dc", type=int)
     scan.set_defaults(run=cmd_sim_scan)
+
+    tenant = sub.add_parser("tenant", help="tenant maintenance")
+    tsub = tenant.add_subparsers(dest="action", required=True, metavar="ACTION")
+    repair = tsub.add_parser(
+        "repair", parents=[common], help="show a quarantined tenant's bad messages, release it"
+    )
+    repair.add_argument("tenant", type=_tenant)
+    repair.add_argument("--yes", action="store_true", help="release without asking")
+    repair.add_argument("--note", default="", help="why (kept in the QuarantineLifted event)")
+    repair.set_defaults(run=cmd_tenant_repair)
 
     add_session_commands(sub, common, _tenant)
 

@@ -28,6 +28,9 @@ class _StartBody(msgspec.Struct, forbid_unknown_fields=True):
 class _PasswordBody(msgspec.Struct, forbid_unknown_fields=True):
     password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
 
+    def __repr__(self) -> str:  # never the password
+        return "_PasswordBody(password=<hidden>)"
+
 
 class _EmptyBody(msgspec.Struct, forbid_unknown_fields=True):
     pass

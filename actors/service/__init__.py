@@ -15,6 +15,9 @@ from ._auth import (
     resolve_auth,
 )
 from ._config import (
+    CHAIN_KEY_ENV,
+    CHAIN_KEY_FILE,
+    ChainKeyMissingError,
     ConfigError,
     ServiceConfig,
     load_chain_key,
@@ -42,6 +45,7 @@ from ._preflight import (
     PermissionMissingError,
 )
 from ._repair import (
+    QuarantineChangedError,
     lift_quarantine,
 )
 from ._run import (
@@ -51,10 +55,13 @@ from ._run import (
 )
 
 __all__ = [
+    "CHAIN_KEY_ENV",
+    "CHAIN_KEY_FILE",
     "CREDS_DIR",
     "INBOX_PREFIX",
     "NATS_URL_FILE",
     "ROLES",
+    "ChainKeyMissingError",
     "ConfigError",
     "DataDirLockedError",
     "NatsAuth",
@@ -62,6 +69,7 @@ __all__ = [
     "NatsServer",
     "NatsServerError",
     "PermissionMissingError",
+    "QuarantineChangedError",
     "Role",
     "RoleCredentials",
     "RunningService",

@@ -16,7 +16,14 @@ from actors.gateway.page import DEFAULT_HTTP, HttpAddressError, parse_http
 from actors.login import Policy
 from events import ChainKey
 
-__all__ = ["ConfigError", "ServiceConfig", "load_chain_key"]
+__all__ = [
+    "CHAIN_KEY_ENV",
+    "CHAIN_KEY_FILE",
+    "ChainKeyMissingError",
+    "ConfigError",
+    "ServiceConfig",
+    "load_chain_key",
+]
 
 CHAIN_KEY_ENV: Final = "TGQR_CHAIN_KEY"
 CHAIN_KEY_FILE: Final = "chain.key"
@@ -24,6 +31,11 @@ CHAIN_KEY_FILE: Final = "chain.key"
 
 class ConfigError(ValueError):
     """Raised for a setting that cannot be used (the message names the setting, not secrets)."""
+
+
+class ChainKeyMissingError(ConfigError):
+    """Raised by :func:`load_chain_key` with ``create=False`` when ``TGQR_CHAIN_KEY`` is unset
+    and the key file does not exist; the message names both places."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +51,7 @@ class ServiceConfig:
     replicas: int = 1
     policy: Policy = field(default_factory=Policy)
     api_id: int | None = None
-    api_hash: str | None = None
+    api_hash: str | None = field(default=None, repr=False)  # a credential: never in a repr
     throttle_s: tuple[float, float] = (0.2, 0.5)
     sim_token_ttl_s: float = 30.0
     projector: bool = True
@@ -140,10 +152,17 @@ def _int(env: Mapping[str, str], name: str, default: int | None = None) -> int:
         raise ConfigError(f"{name} must be an integer") from None
 
 
-def load_chain_key(data_dir: Path, env: Mapping[str, str] = os.environ) -> ChainKey:
-    """The hash-chain key: ``TGQR_CHAIN_KEY`` (hex), else ``data_dir/chain.key`` (created 0600).
+def load_chain_key(
+    data_dir: Path, env: Mapping[str, str] = os.environ, *, create: bool = True
+) -> ChainKey:
+    """The hash-chain key: ``TGQR_CHAIN_KEY`` (hex), else ``data_dir/chain.key``.
+
+    ``create``: make the file (mode 0600, a fresh key) when it is missing. Only the service
+    does (``tgqr up``, the demo); every other reader passes ``create=False``, since a new key
+    matches no existing log. Blocks on the file system.
 
     Raises:
+        ChainKeyMissingError: ``create`` is false and there is neither variable nor file.
         ConfigError: the variable is not hex of at least 16 bytes, or the file is unreadable.
     """
     raw = env.get(CHAIN_KEY_ENV)
@@ -153,6 +172,10 @@ def load_chain_key(data_dir: Path, env: Mapping[str, str] = os.environ) -> Chain
         except ValueError:
             raise ConfigError(f"{CHAIN_KEY_ENV} must be at least 32 hex digits") from None
     path = data_dir / CHAIN_KEY_FILE
+    if not create and not path.exists():
+        raise ChainKeyMissingError(
+            f"no chain key: {CHAIN_KEY_ENV} is not set and {path} does not exist"
+        )
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")

@@ -36,6 +36,15 @@ class _ScanBody(msgspec.Struct, forbid_unknown_fields=True):
     password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)] | None = None
     dc_id: Annotated[int, msgspec.Meta(ge=1, le=5)] | None = None
 
+    def __repr__(self) -> str:  # never the password, nor the login token in the url
+        def hidden(value: str | None) -> str:
+            return "None" if value is None else "<hidden>"
+
+        return (
+            f"_ScanBody(user_id={self.user_id}, tenant={self.tenant!r}, url={hidden(self.url)}, "
+            f"password={hidden(self.password)}, dc_id={self.dc_id})"
+        )
+
 
 _decoder: Final = msgspec.json.Decoder(_ScanBody)
 _encoder: Final = msgspec.json.Encoder()

@@ -28,22 +28,28 @@ KEYS_ENV: Final = "TGQR_VAULT_KEYS"
 KEY_FILE_NAME: Final = "vault.key"
 
 
-def load_key_ring(data_dir: Path, env: Mapping[str, str] = os.environ) -> MultiFernet:
+def load_key_ring(
+    data_dir: Path, env: Mapping[str, str] = os.environ, *, create: bool = True
+) -> MultiFernet:
     """The vault's key ring, newest key first.
 
     From ``TGQR_VAULT_KEYS`` (comma-separated Fernet keys, newest first) when set; otherwise from
-    ``data_dir/vault.key`` (one key per line, newest first), which is created with mode 0600 and a
-    fresh key when missing. Creation is atomic: concurrent callers all end up with the same key.
-    Blocks on the file system.
+    ``data_dir/vault.key`` (one key per line, newest first). With ``create`` (the service: ``tgqr
+    up``, the demo) a missing file is created with mode 0600 and a fresh key, atomically:
+    concurrent callers all end up with the same key. Every other caller (``vault rotate``)
+    passes ``create=False``: a new key decrypts no stored session. Blocks on the file system.
 
     Raises:
-        VaultKeyError: a key is not a valid Fernet key, or the key file holds none.
+        VaultKeyError: a key is not a valid Fernet key, the key file holds none, or ``create``
+            is false and there is neither variable nor file (the message names both).
     """
     configured = env.get(KEYS_ENV, "").strip()
     if configured:
         return _ring(configured.split(","), KEYS_ENV)
     path = data_dir / KEY_FILE_NAME
     if not path.exists():
+        if not create:
+            raise VaultKeyError(f"no vault keys: {KEYS_ENV} is not set and {path} does not exist")
         _create_key_file(path)
     elif path.stat().st_mode & 0o077:
         _log.warning("vault key file %s is readable by others; chmod 600 it", path)

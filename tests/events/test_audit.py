@@ -15,10 +15,20 @@ from events import (
     LoginStarted,
     MemoryEventLog,
     QrIssued,
+    QuarantineLifted,
     Record,
+    Undecodable,
     encode_event,
 )
-from events.audit import UnknownEventTypeError, audit_verify, format_record, replay
+from events.audit import (
+    UnknownEventTypeError,
+    audit_verify,
+    format_record,
+    key_mismatch_text,
+    marks_of,
+    released_marks,
+    replay,
+)
 from events.jetstream import STREAM, JetStreamEventLog, ensure_stream
 from tests.projections._histories import T0, Script, fill, interleave, tenant_events
 
@@ -126,3 +136,56 @@ async def test_verify_names_a_deleted_event(js: JetStreamContext) -> None:
     assert report.first_break is not None
     assert report.first_break.seq == victim
     assert any("chain link broken" in b.reason for b in report.breaks)
+
+
+async def test_bad_messages_stay_in_the_replay_marked(log: MemoryEventLog) -> None:
+    """A verified audit marks each bad message with why and, once a QuarantineLifted names
+    it, by which sequence it was released; a plain replay (no key) marks what lifts name."""
+    junk = log.inject("tgqr.evt.beta", b"junk")
+    tenant_log = await log.load_tenant("beta")
+    lifted = QuarantineLifted(tenant="beta", attempt=1, at=T0, sequences=(junk,), note="test junk")
+    head = await log.append("beta", [lifted], tenant_log.head)
+    report = await audit_verify(log, KEY)
+    assert report.ok
+    marks = marks_of(report)
+    plain = await released_marks(log)
+    [item] = [r async for r in replay(log) if r.seq == junk]
+    assert isinstance(item, Undecodable)
+    for mark, expected in (
+        (marks.get(item), f"not in the chain: undecodable: {item.error.why}; "),
+        (plain.get(item), ""),
+    ):
+        assert mark is not None
+        line = format_record(item, mark=mark)
+        assert line.endswith(f" | {expected}released by QuarantineLifted at sequence {head.seq}")
+        decoded = msgspec.json.decode(format_record(item, json=True, mark=mark))
+        assert decoded["released_by"] == head.seq
+    assert msgspec.json.decode(format_record(item, json=True, mark=marks.get(item)))["bad"]
+    honest = [r async for r in replay(log, tenant="acme")]
+    assert all(marks.get(r) is None and plain.get(r) is None for r in honest)
+    assert len(await released_marks(log, tenant="acme")) == 0
+
+
+async def test_a_lift_marks_only_its_own_tenants_messages(log: MemoryEventLog) -> None:
+    """A QuarantineLifted names sequences of its own tenant: the same number on another
+    tenant's subject is not marked."""
+    [acme_seq, *_] = [r.seq async for r in replay(log, tenant="acme")]
+    tenant_log = await log.load_tenant("beta")
+    lifted = QuarantineLifted(tenant="beta", attempt=1, at=T0, sequences=(acme_seq,))
+    await log.append("beta", [lifted], tenant_log.head)
+    plain = await released_marks(log)
+    [item] = [r async for r in replay(log) if r.seq == acme_seq]
+    assert plain.get(item) is None
+
+
+async def test_key_mismatch_text_names_both_ids(log: MemoryEventLog) -> None:
+    """With another key the report is a mismatch and its one line names the log's key id
+    and the reader's, never a key."""
+    other = ChainKey(b"o" * 32)
+    report = await audit_verify(log, other)
+    assert report.key_mismatch
+    text = key_mismatch_text(report, "var/chain.key")
+    assert text == (
+        f"the chain key does not match this log: its events were sealed with key id {KEY.id}, "
+        f"the key from var/chain.key has id {other.id}"
+    )

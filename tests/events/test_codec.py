@@ -38,6 +38,7 @@ def strategy_for(cls: type[EventBase]) -> st.SearchStrategy[EventBase]:
         "id": st.text(max_size=40),
         "prev": st.text(max_size=64),
         "trace": st.none() | st.text(max_size=60),
+        "kid": st.just("") | st.text("0123456789abcdef", min_size=16, max_size=16),
     }
     for name in ("deadline", "expires_at"):
         overrides[name] = times
@@ -65,7 +66,11 @@ def test_encoded_events_name_their_type(event: EventBase) -> None:
 
 
 AT = "2026-01-02T03:04:05Z"
-ENVELOPE = f'"tenant":"alice","attempt":3,"at":"{AT}","v":1,"id":"e1","prev":"p0","trace":null'
+# Every event since chain key ids: the envelope ends with the sealing key's id.
+ENVELOPE = (
+    f'"tenant":"alice","attempt":3,"at":"{AT}","v":1,"id":"e1","prev":"p0","trace":null,'
+    '"kid":"0123456789abcdef"'
+)
 GOLDEN = {
     "LoginStarted": f'{{"type":"LoginStarted",{ENVELOPE},"expected_user_id":42,"deadline":"{AT}"}}',
     "QrIssued": f'{{"type":"QrIssued",{ENVELOPE},"url":"tg://login?token=abc","expires_at":"{AT}","dc_id":2}}',
@@ -97,6 +102,22 @@ def test_golden_sample_decodes_and_reencodes_byte_for_byte(name: str) -> None:
     event = decode_event(data)
     assert type(event).__name__ == name
     assert encode_event(event) == data
+
+
+def test_events_stored_before_key_ids_still_decode() -> None:
+    """An envelope without ``kid`` (stored before chain key ids) decodes with ``kid=""`` on
+    the typed fast path, and its other fields are untouched."""
+    old_envelope = ENVELOPE.replace(',"kid":"0123456789abcdef"', "")
+    for name, sample in GOLDEN.items():
+        old = sample.replace(ENVELOPE, old_envelope).encode()
+        assert b'"kid"' not in old
+        event = decode_event(old)
+        assert type(event).__name__ == name
+        assert event.kid == ""
+        assert msgspec.structs.replace(event, kid="0123456789abcdef") == decode_event(
+            sample.encode()
+        )
+        assert current_json(old) is old  # still current-schema JSON: no rewrite
 
 
 def test_upcasting_chain_from_an_older_version(monkeypatch: pytest.MonkeyPatch) -> None:
