@@ -92,7 +92,7 @@ async def _run(rate: float, seconds: float, ramp_seconds: float) -> dict[str, fl
         child = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.commands", "--serve", server.url, data],
             stdout=subprocess.PIPE,
-            env={**os.environ, "TGQR_LOG_LEVEL": "ERROR"},
+            env={**os.environ, "TGQR_LOG_LEVEL": "ERROR", "TGQR_HTTP": "127.0.0.1:0"},
         )
         try:
             assert child.stdout is not None

@@ -74,11 +74,12 @@ def _run(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None 
 def _clean_env() -> dict[str, str]:
     """Our environment without anything that would put the checkout on sys.path or
     configure the service (a TGQR_API_ID would make `up` dial the real Telegram)."""
-    return {
+    env = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("PYTHON", "TGQR_", "OTEL_")) and key != "VIRTUAL_ENV"
     }
+    return env | {"TGQR_HTTP": "127.0.0.1:0"}  # any free port: 8080 may be taken
 
 
 @pytest.fixture(scope="module")

@@ -116,10 +116,6 @@ class ServiceConfig:
         )
 
 
-def _path(value: str | None) -> Path | None:
-    return Path(value).expanduser() if value else None
-
-
 def _http(address: str) -> str | None:
     if address.strip().lower() == "off":
         return None
@@ -138,6 +134,10 @@ def _public_url(url: str) -> str | None:
     if scheme not in {"http", "https"} or not sep or not rest or "/" in rest:
         raise ConfigError("TGQR_PUBLIC_URL must look like https://login.example.com (no path)")
     return url
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value).expanduser() if value else None
 
 
 def _int(env: Mapping[str, str], name: str, default: int | None = None) -> int:

@@ -13,11 +13,9 @@ import gc
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import anyio
 from anyio.abc import TaskStatus
@@ -28,16 +26,13 @@ from actors.gateway import CommandEndpoint, KvDedupe, RateLimiter, SessionEndpoi
 from actors.gateway.page import PageServer
 from actors.login import (
     ActorDeps,
-    CommandReply,
-    Envelope,
     Mail,
     Mailbox,
-    Validate,
     refuse_mail,
     run_actor,
 )
 from actors.sim import Simulator, serve_sim_control
-from actors.supervision import BackoffPolicy, MailboxFullError, RestartTracker, TenantSupervisor
+from actors.supervision import TenantSupervisor
 from actors.telegram import TelegramPort, TelethonTelegram
 from actors.telemetry import Telemetry, configure_from_env
 from actors.vault import KvSessionVault, load_key_ring
@@ -48,6 +43,7 @@ from projections import Projector, open_projector, serve_queries
 from ._config import ServiceConfig, load_chain_key
 from ._nats import open_service_nats
 from ._page import open_page
+from ._parts import keep_running, validate_sessions
 
 __all__ = ["RunningService", "run_service", "tune_gc"]
 
@@ -85,68 +81,6 @@ class RunningService:
     """The end user's page (its ``url``, ``public_url`` and ``links``), if served."""
 
 
-class _Once:
-    """Forwards only the first ``started`` to the real task status (restarts are silent)."""
-
-    def __init__(self, status: TaskStatus[Any]) -> None:
-        self._status = status
-        self.done = False
-
-    def started(self, value: object = None) -> None:
-        if not self.done:
-            self.done = True
-            self._status.started(value)
-
-
-async def _keep_running(
-    name: str,
-    part: Callable[..., Awaitable[None]],
-    random_source: Callable[[], float],
-    *,
-    task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
-) -> None:
-    """Run ``part(task_status=...)``; restart it with backoff when it fails after starting."""
-    tracker = RestartTracker(BackoffPolicy(give_up=False), random_source)
-    once = _Once(task_status)
-    while True:
-        tracker.on_started(time.monotonic())
-        try:
-            await part(task_status=once)
-            return
-        except Exception as exc:
-            if not once.done:
-                raise
-            decision = tracker.on_crash(time.monotonic())
-            log.exception(
-                "%s failed (%s), restarting in %.1fs", name, type(exc).__name__, decision.delay_s
-            )
-            await anyio.sleep(decision.delay_s)
-
-
-async def _validator(
-    supervisor: TenantSupervisor[Mail],
-    vault: KvSessionVault,
-    every_s: float,
-    *,
-    task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
-) -> None:
-    """Every ``every_s``, ask each authorized tenant's actor to check its session."""
-    task_status.started()
-
-    def ignore(_: CommandReply) -> None:
-        return None
-
-    while True:
-        await anyio.sleep(every_s)
-        for tenant in await vault.tenants():
-            entry = await vault.get(tenant)
-            if entry is not None and entry.stage == "authorized":
-                try:
-                    supervisor.submit(tenant, Envelope(Validate(), ignore))
-                except MailboxFullError:
-                    log.info("tenant=%s busy: validation skipped this round", tenant)
-
-
 async def run_service(
     config: ServiceConfig,
     *,
@@ -179,7 +113,7 @@ async def run_service(
         projector: Projector | None = None
         if config.projector:
             projector = await stack.enter_async_context(
-                open_projector(event_log, config.data_dir / "tgqr.duckdb")
+                open_projector(event_log, config.data_dir / "tgqr.duckdb", key=key)
             )
         page: PageServer | None = None
         if config.http is not None:
@@ -243,7 +177,7 @@ async def run_service(
             sessions = SessionEndpoint(
                 nc, supervisor, monotonic=time.monotonic, telemetry=telemetry
             )
-            await tg.start(_keep_running, "session endpoint", sessions.run, rng.random)
+            await tg.start(keep_running, "session endpoint", sessions.run, rng.random)
             endpoint = CommandEndpoint(
                 nc,
                 supervisor,
@@ -254,10 +188,10 @@ async def run_service(
                 monotonic=time.monotonic,
                 telemetry=telemetry,
             )
-            await tg.start(_keep_running, "command endpoint", endpoint.run, rng.random)
+            await tg.start(keep_running, "command endpoint", endpoint.run, rng.random)
             if sim is not None:
                 await tg.start(
-                    _keep_running,
+                    keep_running,
                     "simulator phone",
                     lambda task_status: serve_sim_control(
                         nc, sim, event_log, task_status=task_status
@@ -265,23 +199,23 @@ async def run_service(
                     rng.random,
                 )
             if projector is not None:
-                await tg.start(_keep_running, "projector", projector.run, rng.random)
+                await tg.start(keep_running, "projector", projector.run, rng.random)
                 await tg.start(
-                    _keep_running,
+                    keep_running,
                     "query endpoint",
                     lambda task_status: serve_queries(nc, projector, task_status=task_status),
                     rng.random,
                 )
             await tg.start(
-                _keep_running,
+                keep_running,
                 "validator",
-                lambda task_status: _validator(
+                lambda task_status: validate_sessions(
                     supervisor, vault, config.policy.validate_every_s, task_status=task_status
                 ),
                 rng.random,
             )
             if page is not None:
-                await tg.start(_keep_running, "web page", page.run, rng.random)
+                await tg.start(keep_running, "web page", page.run, rng.random)
             log.info(
                 "tgqr serving on %s (%s), %d tenants checked for resume",
                 url,

@@ -30,7 +30,7 @@ class Up:
 
     def __init__(self, url: str | None, data: Path) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TGQR_", "OTEL_"))}
-        env |= {"TGQR_THROTTLE_MS": "0-0", "TGQR_LOG_LEVEL": "WARNING"}
+        env |= {"TGQR_THROTTLE_MS": "0-0", "TGQR_LOG_LEVEL": "WARNING", "TGQR_HTTP": "127.0.0.1:0"}
         nats_args = ["--nats", url] if url is not None else []
         self.proc = subprocess.Popen(  # noqa: S603 - our own CLI
             [sys.executable, "-m", "actors.cli", "up", *nats_args, "--data", str(data)],
