@@ -36,11 +36,11 @@ from actors.supervision import TenantSupervisor
 from actors.telegram import TelegramPort, TelethonTelegram
 from actors.telemetry import Telemetry, configure_from_env
 from actors.vault import KvSessionVault, load_key_ring
-from events import ChainKey
+from events import ChainKey, verify_tail
 from events.jetstream import JetStreamEventLog, ensure_stream
 from projections import Projector, open_projector, serve_queries
 
-from ._config import ServiceConfig, load_chain_key
+from ._config import ConfigError, ServiceConfig, load_chain_key
 from ._nats import open_service_nats
 from ._page import open_page
 from ._parts import keep_running, validate_sessions
@@ -105,10 +105,17 @@ async def run_service(
         url, nc = await stack.enter_async_context(open_service_nats(config))
         js = nc.jetstream(timeout=10)
         await ensure_stream(js, replicas=config.replicas)
-        key = load_chain_key(config.data_dir)
+        key = load_chain_key(config.data_dir, create=True)
         event_log = JetStreamEventLog(js, key)
+        tail = await verify_tail(event_log, key)
+        if tail.key_mismatch:
+            # Every event would look forged and every tenant quarantined: refuse at once.
+            raise ConfigError(
+                f"the chain key (id {key.id}) does not match this log: give every instance "
+                "the key the log was written with (TGQR_CHAIN_KEY or DATA/chain.key)"
+            )
         vault = await KvSessionVault.open(
-            js, load_key_ring(config.data_dir), replicas=config.replicas
+            js, load_key_ring(config.data_dir, create=True), replicas=config.replicas
         )
         projector: Projector | None = None
         if config.projector:

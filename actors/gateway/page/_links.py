@@ -21,7 +21,7 @@ import hmac
 import os
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
@@ -133,8 +133,8 @@ class Link:
     """A freshly issued link."""
 
     claims: LinkClaims
-    token: str
-    url: str
+    token: str = field(repr=False)  # a capability: never in a repr or a log line
+    url: str = field(repr=False)
 
     def to_json(self) -> dict[str, object]:
         """The ``link`` command's reply fields (``expires_at`` encodes as ISO 8601 UTC)."""

@@ -7,12 +7,14 @@ MAC or a made-up one. Through the real ``run_service`` wiring.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 import anyio
 import pytest
 
-from actors.service import RunningService, ServiceConfig, lift_quarantine, run_service
+from actors.service import ConfigError, RunningService, ServiceConfig, lift_quarantine, run_service
 from events import MAC_HEADER
 
 from .conftest import Driver
@@ -76,3 +78,15 @@ async def test_junk_and_forgeries_quarantine_only_their_tenant(
         assert reply["ok"], reply
         assert reply["state"] == "pending"
         tg.cancel_scope.cancel()
+
+
+async def test_a_service_with_another_chain_key_refuses_to_start(
+    driver: Driver, service_config: ServiceConfig, tmp_path: Path
+) -> None:
+    """A second instance given a different chain key would see every event as forged and
+    quarantine every tenant: it refuses to start, with one line naming the key id."""
+    assert (await driver.command("alice", "start"))["ok"]
+    await driver.wait_for("alice", "QrIssued")
+    other = replace(service_config, data_dir=tmp_path / "other-data")
+    with anyio.fail_after(30), pytest.raises(ConfigError, match="does not match this log"):
+        await run_service(other)  # raises before it serves
