@@ -104,9 +104,15 @@ class Up:
         return code
 
     def close(self) -> None:
+        # Ctrl-C first: tgqr stops its nats-server, which is in a process group of its own
+        # and would outlive a SIGKILL of tgqr's group.
         if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+            os.killpg(self.proc.pid, signal.SIGINT)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
         self._pump.join(10)  # it ends at the pipe's end
         self.stdout.close()
 
