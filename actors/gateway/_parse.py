@@ -6,6 +6,7 @@ send (junk, unknown fields, huge bodies) becomes a structured error reply, never
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Final
 
 import msgspec
@@ -13,7 +14,14 @@ import msgspec
 from actors.login import Cancel, Logout, Password, Start
 from events import InvalidTenantError, validate_tenant
 
-__all__ = ["MAX_BODY", "BadRequestError", "LinkRequest", "error_reply", "parse_command"]
+__all__ = [
+    "MAX_BODY",
+    "BadRequestError",
+    "LinkRequest",
+    "decode_request",
+    "error_reply",
+    "parse_command",
+]
 
 MAX_BODY: Final = 64 * 1024
 _encoder: Final = msgspec.json.Encoder()
@@ -62,20 +70,26 @@ class BadRequestError(Exception):
         self.reply = error_reply(code, message, **extra)
 
 
-def parse_command(
-    subject: str, data: bytes
-) -> tuple[str, str, Start | Password | Cancel | Logout | LinkRequest]:
+def decode_request(
+    subject: str, data: bytes, decoders: Mapping[str, msgspec.json.Decoder[Any]]
+) -> tuple[str, str, Any]:
+    """``(tenant, verb, body)`` of a request on ``<prefix>.<prefix>.<tenant>.<verb>``.
+
+    Raises:
+        BadRequestError: with the reply to send (``invalid_tenant``, ``invalid_request``).
+    """
     parts = subject.split(".")
     if len(parts) != 4:
-        raise BadRequestError("invalid_request", "subject must be tgqr.cmd.<tenant>.<verb>")
+        prefix = ".".join(parts[:2])
+        raise BadRequestError("invalid_request", f"subject must be {prefix}.<tenant>.<verb>")
     _, _, tenant, verb = parts
     try:
         validate_tenant(tenant)
     except InvalidTenantError as exc:
         raise BadRequestError("invalid_tenant", str(exc)) from exc
-    decoder = _DECODERS.get(verb)
+    decoder = decoders.get(verb)
     if decoder is None:
-        verbs = ", ".join(_DECODERS)
+        verbs = ", ".join(decoders)
         raise BadRequestError("invalid_request", f"unknown verb {verb[:40]!r}: one of {verbs}")
     if len(data) > MAX_BODY:
         raise BadRequestError("invalid_request", f"body larger than {MAX_BODY} bytes")
@@ -84,6 +98,18 @@ def parse_command(
     except msgspec.DecodeError as exc:
         # msgspec names the field and the expected type, never the value.
         raise BadRequestError("invalid_request", f"bad {verb} body: {exc}") from exc
+    return tenant, verb, body
+
+
+def parse_command(
+    subject: str, data: bytes
+) -> tuple[str, str, Start | Password | Cancel | Logout | LinkRequest]:
+    """``(tenant, verb, command)`` of a ``tgqr.cmd`` request.
+
+    Raises:
+        BadRequestError: with the reply to send.
+    """
+    tenant, verb, body = decode_request(subject, data, _DECODERS)
     if isinstance(body, LinkRequest):
         return tenant, verb, body
     if isinstance(body, _StartBody):

@@ -48,9 +48,8 @@ from actors.login import (
 )
 from actors.supervision import MailboxFullError, StoppedError, TenantSupervisor
 from actors.telemetry import Telemetry
-from events import InvalidTenantError, validate_tenant
 
-from ._parse import MAX_BODY, BadRequestError, error_reply
+from ._parse import BadRequestError, decode_request, error_reply
 from ._ratelimit import RateLimiter
 
 __all__ = ["SESSION_LIMITS", "SESSION_SUBJECT", "SessionEndpoint", "parse_session"]
@@ -100,24 +99,7 @@ def parse_session(subject: str, data: bytes) -> tuple[str, str, Lease | Renew | 
     Raises:
         BadRequestError: with the reply to send (``invalid_tenant``, ``invalid_request``).
     """
-    parts = subject.split(".")
-    if len(parts) != 4:
-        raise BadRequestError("invalid_request", "subject must be tgqr.session.<tenant>.<verb>")
-    _, _, tenant, verb = parts
-    try:
-        validate_tenant(tenant)
-    except InvalidTenantError as exc:
-        raise BadRequestError("invalid_tenant", str(exc)) from exc
-    decoder = _DECODERS.get(verb)
-    if decoder is None:
-        verbs = ", ".join(_DECODERS)
-        raise BadRequestError("invalid_request", f"unknown verb {verb[:40]!r}: one of {verbs}")
-    if len(data) > MAX_BODY:
-        raise BadRequestError("invalid_request", f"body larger than {MAX_BODY} bytes")
-    try:
-        body = decoder.decode(data.strip() or b"{}")
-    except msgspec.DecodeError as exc:  # names the field and the rule, never the value
-        raise BadRequestError("invalid_request", f"bad {verb} body: {exc}") from exc
+    tenant, verb, body = decode_request(subject, data, _DECODERS)
     match body:
         case _LeaseBody():
             return tenant, verb, Lease(body.holder, _public_key(body), body.suite, body.ttl_s)
