@@ -10,6 +10,7 @@ line. A probe that times out with no violation (a slow JetStream) is no proof an
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Awaitable, Callable
 from typing import Final
 
@@ -93,12 +94,22 @@ async def check_service_permissions(nc: Client, violations: Violations, who: str
         raise missing("publish", "$JS.API.INFO", "JetStream account info")
     streams = [(STREAM, "the event stream")] + [(f"KV_{b}", f"bucket {b}") for b in BUCKETS]
     for stream, purpose in streams:
+        # A body naming another stream: the API answers with an error and changes nothing.
+        mismatch = json.dumps({"name": "tgqr preflight", "stream_name": "tgqr preflight"})
+        probes = [
+            (f"$JS.API.STREAM.INFO.{stream}", b"", f"info on {purpose}"),
+            (f"$JS.API.STREAM.CREATE.{stream}", mismatch.encode(), f"creating {purpose}"),
+            (f"$JS.API.STREAM.UPDATE.{stream}", mismatch.encode(), f"updating {purpose}"),
+            (f"$JS.API.STREAM.MSG.GET.{stream}", b"{}", f"reading {purpose}"),
+            (f"$JS.API.CONSUMER.CREATE.{stream}", mismatch.encode(), f"following {purpose}"),
+        ]
+        for subject, body, what in probes:
 
-        async def info(stream: str = stream) -> None:
-            await js.stream_info(stream)
+            async def ask(subject: str = subject, body: bytes = body) -> None:
+                await nc.request(subject, body, timeout=_TIMEOUT_S)
 
-        if await _refused(nc, violations, info):
-            raise missing("publish", f"$JS.API.STREAM.INFO.{stream}", purpose)
+            if await _refused(nc, violations, ask):
+                raise missing("publish", subject, what)
     appends: list[tuple[str, str, str, str | None]] = [
         (f"tgqr.evt.{PROBE_TENANT}", "tgqr.evt.>", "event appends", STREAM)
     ]

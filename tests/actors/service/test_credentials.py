@@ -153,6 +153,10 @@ def _config(data: Path, url: str) -> ServiceConfig:
          "may not subscribe to tgqr.cmd.>"),
         ('"$JS.API.STREAM.INFO.TGQR_EVENTS", "$JS.API.STREAM.CREATE', '"$JS.API.STREAM.CREATE',
          "may not publish $JS.API.STREAM.INFO.TGQR_EVENTS"),
+        ('"$JS.API.STREAM.CREATE.TGQR_EVENTS",', "",
+         "may not publish $JS.API.STREAM.CREATE.TGQR_EVENTS (creating the event stream)"),
+        ('"$JS.API.CONSUMER.CREATE.KV_tgqr_sessions", "$JS', '"$JS',
+         "may not publish $JS.API.CONSUMER.CREATE.KV_tgqr_sessions (following bucket"),
     ],
 )  # fmt: skip
 async def test_the_service_names_a_missing_permission(

@@ -117,6 +117,23 @@ async def test_app_may_not_delete_or_list_streams(
     await app.close()
 
 
+async def test_service_uses_its_buckets(auth_nats_server: AuthServer) -> None:
+    """Role service creates, writes, reads, lists (a watch) and deletes in its buckets."""
+    violations = Violations()
+    nc = await auth_nats_server.connect("service", violations)
+    js = nc.jetstream(timeout=2)
+    for bucket in ("tgqr_sessions", "tgqr_leases", "tgqr_dedupe"):
+        kv = await js.create_key_value(bucket=bucket, history=2)
+        await kv.put("alice", b"one")
+        await kv.update("alice", b"two", last=1)
+        assert (await kv.get("alice")).value == b"two"
+        assert await kv.keys() == ["alice"]
+        await kv.delete("alice")
+        await kv.purge("alice")
+    assert violations.seen == []
+    await nc.close()
+
+
 async def test_service_may_not_delete_its_stream(
     auth_nats_server: AuthServer, service_nc: Client
 ) -> None:
