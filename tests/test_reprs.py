@@ -44,6 +44,9 @@ HOLDERS: dict[str, Callable[[], object]] = {
     "ServiceConfig.api_hash": lambda: ServiceConfig(
         data_dir=Path("var"), api_id=12345, api_hash=SECRET
     ),
+    "ServiceConfig.nats_urls": lambda: ServiceConfig.from_env(
+        {}, nats=f"nats://app:{SECRET}@127.0.0.1:4222"
+    ),
     "ServiceConfig.from_env": lambda: ServiceConfig.from_env(
         {"TGQR_API_ID": "12345", "TGQR_API_HASH": SECRET}
     ),

@@ -43,7 +43,8 @@ class ServiceConfig:
     """What ``tgqr up`` runs with; ``nats_urls=None`` embeds a nats-server under ``data_dir``."""
 
     data_dir: Path = Path("var")
-    nats_urls: tuple[str, ...] | None = None
+    # May carry user:password@ (shown only through redact_url): never in a repr.
+    nats_urls: tuple[str, ...] | None = field(default=None, repr=False)
     nats_creds: Path | None = None
     """A NATS ``.creds`` file for an external server (``--creds``, ``TGQR_NATS_CREDS``)."""
     nats_nkey: Path | None = None
