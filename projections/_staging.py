@@ -9,7 +9,7 @@ names them. :data:`STATUS_SQL` shows such a tenant as ``quarantined``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -70,16 +70,24 @@ class Staged:
     events: int
     dead: list[tuple[int, str, str]]
     lifted: list[int]
+    heads: dict[str, str]  # tenant -> MAC of its last good event in this batch
 
 
-def stage(items: Sequence[StoredMessage], key: ChainKey | None) -> Staged:
+def stage(
+    items: Sequence[StoredMessage],
+    key: ChainKey | None,
+    heads: Mapping[str, str | None] | None = None,
+) -> Staged:
     """Check every message with the codec (:func:`events.current_json`: the projection
-    reads exactly what :func:`events.decode_event` reads) and, given the chain key, its MAC
-    (a forged event never counts); join the good ones."""
+    reads exactly what :func:`events.decode_event` reads), given the chain key its MAC (a
+    forged event never counts), and given the tenants' chain ``heads`` (the MAC of each
+    tenant's last projected event; None: not known, accept the next link) its ``prev`` link
+    (a genuine event stored again never counts twice); join the good ones."""
     seqs: list[str] = []
     docs: list[bytes] = []
     dead: list[tuple[int, str, str]] = []
     lifted: list[int] = []
+    moved: dict[str, str] = {}
     for item in items:
         try:
             if key is not None and not (item.mac and key.check(item.data, item.mac)):
@@ -89,11 +97,39 @@ def stage(items: Sequence[StoredMessage], key: ChainKey | None) -> Staged:
         except UndecodableEventError as exc:
             dead.append((item.seq, item.subject, exc.why[:500]))
             continue
+        if heads is not None:
+            broken = _broken_link(item, doc, heads, moved)
+            if broken:
+                dead.append((item.seq, item.subject, broken))
+                continue
         if b'"type":"QuarantineLifted"' in doc:
             lifted.extend(_LIFTED.decode(doc).sequences)
         docs.append(doc)
         seqs.append(str(item.seq))
-    return Staged(",".join(seqs), b"\n".join(docs).decode(), len(docs), dead, lifted)
+    return Staged(",".join(seqs), b"\n".join(docs).decode(), len(docs), dead, lifted, moved)
+
+
+def _broken_link(
+    item: StoredMessage, doc: bytes, heads: Mapping[str, str | None], moved: dict[str, str]
+) -> str:
+    """Why ``item`` does not extend its tenant's chain ("" when it does; ``moved`` then
+    records it as the tenant's new head)."""
+    try:
+        tenant = tenant_of_subject(item.subject)
+    except ValueError:
+        return "not a tenant's event subject"
+    expected = moved[tenant] if tenant in moved else heads.get(tenant, "")
+    if expected is not None and _LINK.decode(doc).prev != expected:
+        return "chain link broken: previous event deleted or reordered"
+    moved[tenant] = item.mac
+    return ""
+
+
+class _Link(msgspec.Struct):
+    prev: str = ""
+
+
+_LINK: Final = msgspec.json.Decoder(_Link)
 
 
 class _Lifted(msgspec.Struct):

@@ -151,6 +151,9 @@ def schema_sql(sfx: str) -> list[str]:
         # Dead letters of a tenant's subject not released by a QuarantineLifted event yet.
         f"""CREATE TABLE IF NOT EXISTS quarantine{sfx} (
             seq BIGINT PRIMARY KEY, tenant VARCHAR NOT NULL, reason VARCHAR NOT NULL)""",
+        # The MAC of each tenant's last projected event: the next one must link to it.
+        f"""CREATE TABLE IF NOT EXISTS chain_heads{sfx} (
+            tenant VARCHAR PRIMARY KEY, mac VARCHAR NOT NULL)""",
         f"""CREATE TABLE IF NOT EXISTS checkpoint{sfx} (
             id INTEGER PRIMARY KEY, seq BIGINT NOT NULL, stored_at TIMESTAMP,
             applied BIGINT NOT NULL)""",

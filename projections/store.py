@@ -81,6 +81,9 @@ class ProjectionStore:
     def __init__(self, con: duckdb.DuckDBPyConnection, key: ChainKey | None = None) -> None:
         self._con = con
         self._key = key
+        # Per generation: tenant -> MAC of its last projected event (None: projected before
+        # heads were kept). Loaded on first use, updated only after a batch commits.
+        self._heads: dict[str, dict[str, str | None]] = {}
         self._lock = threading.Lock()
         self._free: list[duckdb.DuckDBPyConnection] = []
         self._all: list[duckdb.DuckDBPyConnection] = []
@@ -166,9 +169,26 @@ class ProjectionStore:
         """
         hook = fault or (lambda _step: None)
         with self._transaction() as cur:
-            result = self._apply(cur, items, generation, hook, self._key)
+            heads = self._chain_heads(cur, generation) if self._key is not None else None
+            result, moved = self._apply(cur, items, generation, hook, key=self._key, heads=heads)
+        if heads is not None:
+            heads.update(moved)
         hook("committed")
         return result
+
+    def _chain_heads(self, cur: duckdb.DuckDBPyConnection, sfx: str) -> dict[str, str | None]:
+        heads = self._heads.get(sfx)
+        if heads is None:
+            rows = cur.execute(
+                f"SELECT s.tenant, h.mac FROM tenant_status{sfx} s"  # noqa: S608
+                f" LEFT JOIN chain_heads{sfx} h ON h.tenant = s.tenant"
+                f" UNION SELECT tenant, mac FROM chain_heads{sfx}"
+            ).fetchall()
+            heads = self._heads[sfx] = {}
+            for tenant, mac in rows:
+                if mac is not None or tenant not in heads:
+                    heads[tenant] = mac
+        return heads
 
     @staticmethod
     def _apply(
@@ -176,8 +196,10 @@ class ProjectionStore:
         items: Sequence[StoredMessage],
         sfx: str,
         hook: FaultHook,
+        *,
         key: ChainKey | None,
-    ) -> BatchResult:
+        heads: dict[str, str | None] | None,
+    ) -> tuple[BatchResult, dict[str, str]]:
         # fetchall, not fetchone: DuckDB refuses further statements on an unfinished result.
         found = cur.execute(
             f"SELECT seq, stored_at FROM checkpoint{sfx} WHERE id = 1"  # noqa: S608
@@ -191,9 +213,9 @@ class ProjectionStore:
                 done = item.seq
         items = fresh
         if not items:
-            return BatchResult(0, 0, done, _py_time(row[1]) if row else None)
+            return BatchResult(0, 0, done, _py_time(row[1]) if row else None), {}
         hook("begun")
-        staged = stage(items, key)
+        staged = stage(items, key, heads)
         if staged.events:
             cur.execute(stage_sql(sfx), [staged.seqs, staged.docs])
         hook("loaded")
@@ -204,6 +226,9 @@ class ProjectionStore:
             if quarantined:
                 with cur.appender(f"quarantine{sfx}", action="upsert") as app:
                     app.append_rows(quarantined)
+        if staged.heads:
+            with cur.appender(f"chain_heads{sfx}", action="upsert") as app:
+                app.append_rows(list(staged.heads.items()))
         if staged.lifted:
             released = ",".join(str(int(seq)) for seq in staged.lifted)
             cur.execute(f"DELETE FROM quarantine{sfx} WHERE seq IN ({released})")  # noqa: S608
@@ -216,12 +241,15 @@ class ProjectionStore:
         cur.execute(";\n".join(statements))
         hook("upserted")
         hook("checkpointed")
-        return BatchResult(len(items), len(staged.dead), last.seq, _py_time(stored_at))
+        return BatchResult(
+            len(items), len(staged.dead), last.seq, _py_time(stored_at)
+        ), staged.heads
 
     # -- rebuild -------------------------------------------------------------------------
 
     def begin_rebuild(self) -> None:
         """Drop any half-built next generation and create it empty. Blocks."""
+        self._heads.pop(REBUILD, None)
         with self._transaction() as cur:
             for table in TABLES:
                 cur.execute(f"DROP TABLE IF EXISTS {table}{REBUILD}")
@@ -235,6 +263,7 @@ class ProjectionStore:
             for table in TABLES:
                 cur.execute(f"DROP TABLE {table}")
                 cur.execute(f"ALTER TABLE {table}{REBUILD} RENAME TO {table}")
+        self._heads.clear()
         return self.checkpoint()
 
     # -- reading -------------------------------------------------------------------------

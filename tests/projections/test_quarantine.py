@@ -4,6 +4,7 @@ and their tenant shows ``quarantined`` until a ``QuarantineLifted`` event releas
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -71,5 +72,32 @@ async def test_forged_events_quarantine_their_tenant_until_released() -> None:
         assert status["alice"]["state"] == "scanned"
         assert status["mallory"]["state"] == "quarantined"
         assert [row["tenant"] for row in store.status("mallory")] == ["mallory"]
+    finally:
+        store.close()
+
+
+async def test_a_replayed_genuine_event_is_not_counted_twice(tmp_path: Path) -> None:
+    """A genuine event stored again (its exact bytes and MAC) verifies but does not link to
+    the tenant's chain: a dead letter, its tenant quarantined, nothing counted twice; the
+    chain heads survive a reopen of the file, so a replay after a restart is caught too."""
+    log = MemoryEventLog(KEY)
+    started = LoginStarted(tenant="alice", attempt=1, at=T0, deadline=T0 + timedelta(minutes=10))
+    await log.append("alice", [started, Scanned(tenant="alice", attempt=1, at=T0)], Head())
+    path = tmp_path / "p.duckdb"
+    store = ProjectionStore.open(path, key=KEY)
+    try:
+        store.apply_batch(await stored(log))
+    finally:
+        store.close()
+    first = (await log.read_tenant("alice"))[0]
+    replay_seq = log.inject(event_subject("alice"), first.data, first.mac)
+    store = ProjectionStore.open(path, key=KEY)
+    try:
+        store.apply_batch(await stored(log))
+        [status] = store.status("alice")
+        assert status["state"] == "quarantined"
+        assert status["attempts"] == 1
+        reasons = {row[0]: row[2] for row in store.dump()["dead_letters"]}
+        assert reasons == {replay_seq: "chain link broken: previous event deleted or reordered"}
     finally:
         store.close()
