@@ -165,7 +165,7 @@ async def store_alone(log: JetStreamEventLog, path: Path, batch: int = 20_000) -
     messages = [m async for chunk in log.read_chunks(1) for m in chunk]
 
     def apply_all() -> float:
-        store = ProjectionStore.open(path)
+        store = ProjectionStore.open(path, key=KEY)  # the service checks MACs and links
         try:
             started = time.perf_counter()
             for at in range(0, len(messages), batch):
@@ -199,7 +199,9 @@ async def _measure(js: JetStreamContext, n: int, tmp: Path) -> dict[str, Any]:
     raw_s = await raw_read(js, n)
 
     log = JetStreamEventLog(js, KEY)
-    store = await anyio.to_thread.run_sync(ProjectionStore.open, tmp / "bench.duckdb")
+    store = await anyio.to_thread.run_sync(
+        lambda: ProjectionStore.open(tmp / "bench.duckdb", key=KEY)
+    )
     projector = Projector(log, store)
     try:
         async with anyio.create_task_group() as tg:
@@ -208,6 +210,7 @@ async def _measure(js: JetStreamContext, n: int, tmp: Path) -> dict[str, Any]:
             await projector.wait_for(n)
             projector_s = time.perf_counter() - started
             batches = projector.statistics().batches
+            dead = projector.statistics().dead_letters  # every MAC and link must verify
 
             started = time.perf_counter()
             rebuild = await projector.rebuild()
@@ -237,6 +240,7 @@ async def _measure(js: JetStreamContext, n: int, tmp: Path) -> dict[str, Any]:
         "projector_events_per_s": round(projector_rate),
         "projector_ratio": round(projector_rate / raw_rate, 3),
         "projector_batches": batches,
+        "projector_dead_letters": dead,
         "audit_verify_events_per_s": round(n / verify_s),
         "rebuild_s": round(rebuild_s, 2),
         "metrics_query_ms": round(metrics_ms, 1),
