@@ -33,6 +33,10 @@ from .log import (
 __all__ = ["STREAM", "JetStreamEventLog", "ensure_stream"]
 
 STREAM: Final = "TGQR_EVENTS"
+_DIRECT_READS: Final = 16
+"""A tenant's first messages are read one request each (cheapest for the usual short log);
+the rest of a longer one streams through an ordered consumer on its subject, so a leased
+tenant's renewals do not make its log slow to read."""
 _WRONG_LAST_SEQUENCE: Final = frozenset({10071, 10164})
 _RETRYABLE: Final = (
     nats.errors.TimeoutError,
@@ -127,7 +131,7 @@ class JetStreamEventLog(ChainedLog):
         subject = event_subject(tenant)
         out: list[StoredMessage] = []
         seq = after + 1
-        while True:
+        while len(out) < _DIRECT_READS:
             try:
                 # Leader read (not direct): read-after-write consistent.
                 msg = await self._js.get_msg(self._stream, seq=seq, subject=subject, next=True)
@@ -142,6 +146,44 @@ class JetStreamEventLog(ChainedLog):
                               stored_ns)
             )  # fmt: skip
             seq = out[-1].seq + 1
+        try:
+            last = await self._js.get_last_msg(self._stream, subject)
+            end = int(last.seq or 0)
+            if end >= seq:
+                out.extend(await self._stream_subject(subject, seq, end))
+        except nats.js.errors.NotFoundError:
+            pass
+        except (*_RETRYABLE, TimeoutError) as exc:
+            raise EventLogUnavailableError(f"read of {tenant!r} failed: {exc!r}") from exc
+        return out
+
+    async def _stream_subject(self, subject: str, start: int, end: int) -> list[StoredMessage]:
+        """The subject's messages from ``start`` to ``end`` through an ordered consumer."""
+        inbox = _Inbox()
+        sub = await self._js.subscribe(
+            subject,
+            stream=self._stream,
+            cb=inbox.deliver,
+            ordered_consumer=True,
+            config=api.ConsumerConfig(
+                deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start
+            ),
+            pending_msgs_limit=-1,
+            pending_bytes_limit=-1,
+        )
+        out: list[StoredMessage] = []
+        try:
+            with anyio.fail_after(self._timeout):
+                while not out or out[-1].seq < end:
+                    chunk = inbox.take()
+                    if chunk:
+                        out.extend(message for message in chunk if message.seq <= end)
+                    else:
+                        await inbox.wait()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await sub.unsubscribe()
+        return out
 
     async def read_chunks(
         self, start: int = 1, *, follow: bool = False

@@ -12,6 +12,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from actors.service import (
     read_credentials,
     run_service,
 )
+from events import ChainKey, Head, Scanned
 from events.audit import audit_verify
 from events.jetstream import STREAM, JetStreamEventLog, ensure_stream
 from tests.conftest import AuthServer
@@ -130,6 +132,25 @@ async def test_service_uses_its_buckets(auth_nats_server: AuthServer) -> None:
         assert await kv.keys() == ["alice"]
         await kv.delete("alice")
         await kv.purge("alice")
+    assert violations.seen == []
+    await nc.close()
+
+
+async def test_service_reads_a_long_tenant_log(auth_nats_server: AuthServer) -> None:
+    """Role service appends and reads back a tenant log long enough to be streamed through an
+    ordered consumer on its subject (the first messages are single reads)."""
+    violations = Violations()
+    nc = await auth_nats_server.connect("service", violations)
+    js = nc.jetstream(timeout=2)
+    await ensure_stream(js)
+    log = JetStreamEventLog(js, ChainKey(b"r" * 32), timeout=2)
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    events = [Scanned(tenant="alice", attempt=1, at=at) for _ in range(40)]
+    head = await log.append("alice", events, Head())
+    tenant_log = await log.load_tenant("alice")
+    assert len(tenant_log.records) == 40
+    assert not tenant_log.quarantined
+    assert tenant_log.head == head
     assert violations.seen == []
     await nc.close()
 
