@@ -86,7 +86,8 @@ def _ok(ledger: Ledger, extra: dict[str, object]) -> CommandReply:
 async def _grant(ledger: Ledger, command: Lease, trace: str | None) -> CommandReply:
     deps, tenant = ledger.deps, ledger.tenant
     # The fence is the head the grant is appended after: every later lease's head is higher.
-    command = replace(command, lease_id=secrets.token_urlsafe(12), fence=ledger.head.seq)
+    # Hex: an id never starts with "-", so it is safe as a command-line argument too.
+    command = replace(command, lease_id=secrets.token_hex(12), fence=ledger.head.seq)
     sealed = b""
 
     async def seal_first(decision: Decision) -> None:
