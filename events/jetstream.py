@@ -160,17 +160,7 @@ class JetStreamEventLog(ChainedLog):
     async def _stream_subject(self, subject: str, start: int, end: int) -> list[StoredMessage]:
         """The subject's messages from ``start`` to ``end`` through an ordered consumer."""
         inbox = _Inbox()
-        sub = await self._js.subscribe(
-            subject,
-            stream=self._stream,
-            cb=inbox.deliver,
-            ordered_consumer=True,
-            config=api.ConsumerConfig(
-                deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start
-            ),
-            pending_msgs_limit=-1,
-            pending_bytes_limit=-1,
-        )
+        sub = await self._follow(subject, start, inbox)
         out: list[StoredMessage] = []
         try:
             with anyio.fail_after(self._timeout):
@@ -185,6 +175,23 @@ class JetStreamEventLog(ChainedLog):
                 await sub.unsubscribe()
         return out
 
+    async def _follow(
+        self, subject: str, start: int, inbox: _Inbox
+    ) -> JetStreamContext.PushSubscription:
+        """An ordered consumer on ``subject`` from stream sequence ``start`` filing into
+        ``inbox`` (unsubscribe it when done)."""
+        return await self._js.subscribe(
+            subject,
+            stream=self._stream,
+            cb=inbox.deliver,
+            ordered_consumer=True,
+            config=api.ConsumerConfig(
+                deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start
+            ),
+            pending_msgs_limit=-1,
+            pending_bytes_limit=-1,
+        )
+
     async def read_chunks(
         self, start: int = 1, *, follow: bool = False
     ) -> AsyncIterator[list[StoredMessage]]:
@@ -195,18 +202,7 @@ class JetStreamEventLog(ChainedLog):
         # the read rate; its per-subscription loop hands messages to a callback without one.
         # The callback only files each message in the inbox; the chunks are handed out here.
         inbox = _Inbox()
-        sub = await self._js.subscribe(
-            EVENT_SUBJECT_WILDCARD,
-            stream=self._stream,
-            cb=inbox.deliver,
-            ordered_consumer=True,
-            config=api.ConsumerConfig(
-                deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
-                opt_start_seq=max(start, 1),
-            ),
-            pending_msgs_limit=-1,
-            pending_bytes_limit=-1,
-        )
+        sub = await self._follow(EVENT_SUBJECT_WILDCARD, max(start, 1), inbox)
         try:
             while True:
                 chunk = inbox.take()

@@ -15,7 +15,6 @@ ran (``unavailable``, ``rate_limited``) gives its claim up, so a retry runs it.
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
@@ -27,12 +26,13 @@ from nats.aio.client import Client
 from nats.micro import add_service
 from nats.micro.request import Request
 
-from actors.login import Cancel, CommandReply, Envelope, Logout, Mail, Password, Start
-from actors.supervision import MailboxFullError, StoppedError, TenantSupervisor
+from actors.login import Cancel, Logout, Mail, Password, Start
+from actors.supervision import TenantSupervisor
 from actors.telemetry import Telemetry
 
 from ._dedupe import DEDUPE_ERRORS, PENDING, DedupeStore, dedupe_key, wait_settled
 from ._parse import BadRequestError, LinkRequest, error_reply, parse_command
+from ._pending import Pending, RecentIds, rate_limited, respond, submit, wait_answer
 from ._ratelimit import RateLimiter
 
 __all__ = ["COMMAND_SUBJECT", "CommandEndpoint", "error_reply"]
@@ -46,39 +46,6 @@ MicroEndpoint = tuple[str, str, Callable[[Request], Awaitable[None]]]
 """(name, subject, handler) of another endpoint of the ``tgqr`` service (the session leases)."""
 LinkIssuer = Callable[[str, int], Mapping[str, object]]
 """(tenant, ttl_s) -> the ``link`` reply's fields (``url``, ``expires_at``)."""
-
-
-@dataclass(slots=True)
-class _Pending:
-    """One command between its request and its reply (shared by local repeats)."""
-
-    tenant: str
-    verb: str
-    done: anyio.Event = field(default_factory=anyio.Event)
-    reply: bytes = b""
-    ran: bool = False  # answered by the actor, so a durable repeat must get this reply
-    envelope: Envelope | None = None
-
-    def answer(self, reply: CommandReply) -> None:
-        if not self.done.is_set():
-            self.reply = _encoder.encode(reply.to_json())
-            self.ran = reply.ok or reply.error_code not in _NOT_RUN
-            self.done.set()
-
-    def answer_raw(self, reply: bytes) -> None:
-        if not self.done.is_set():
-            self.reply = reply
-            self.done.set()
-
-    def settle(self, message: str) -> None:
-        """No answer in time: ``unavailable`` now, unless the actor is already running it."""
-        if self.envelope is not None:
-            self.envelope.expire(self.tenant, message)
-        else:
-            self.answer(CommandReply.error(self.tenant, "unavailable", message))
-
-
-_NOT_RUN: Final = frozenset({"unavailable", "rate_limited"})
 
 
 @dataclass(slots=True)
@@ -96,7 +63,7 @@ class _Turn:
     tenant) before it may be handed to the mailbox: ``after`` is set when it may go."""
 
     parsed: _Parsed
-    pending: _Pending
+    pending: Pending
     after: anyio.Event | None
     mine: anyio.Event = field(default_factory=anyio.Event)
     owned: bool = False  # this command holds the durable claim
@@ -134,7 +101,7 @@ class CommandEndpoint:
         self._links = links
         self._more_endpoints = tuple(more_endpoints)
         # (subject, msg id) -> (expiry, pending): repeats while the first is in this process.
-        self._seen: OrderedDict[tuple[str, str], tuple[float, _Pending]] = OrderedDict()
+        self._seen = RecentIds(dedupe_window_s, dedupe_max)
         self._turns: dict[str, anyio.Event] = {}  # tenant -> the last turn's "went" event
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -159,7 +126,7 @@ class CommandEndpoint:
             with anyio.CancelScope(shield=True), anyio.move_on_after(2):
                 await service.stop()
 
-    def _admit(self, request: Request) -> _Pending | _Turn | bytes:
+    def _admit(self, request: Request) -> Pending | _Turn | bytes:
         """In arrival order, without awaiting: a reply, a submitted command, or a turn."""
         try:
             tenant, verb, command = parse_command(request.subject, request.data)
@@ -171,20 +138,14 @@ class CommandEndpoint:
         msg_id = headers.get("Nats-Msg-Id")
         key: str | None = None
         if msg_id:
-            self._expire(self._monotonic())
-            seen = self._seen.get((request.subject, msg_id))
+            seen = self._seen.get((request.subject, msg_id), self._monotonic())
             if seen is not None:
-                return seen[1]
+                return seen
             key = dedupe_key(request.subject, msg_id) if self._dedupe is not None else None
         parsed = _Parsed(tenant, verb, command, headers, key)
-        pending = _Pending(tenant, verb)
+        pending = Pending(tenant, verb)
         if msg_id:
-            self._seen[(request.subject, msg_id)] = (
-                self._monotonic() + self._dedupe_window_s,
-                pending,
-            )
-            while len(self._seen) > self._dedupe_max:
-                self._seen.popitem(last=False)
+            self._seen.put((request.subject, msg_id), pending, self._monotonic())
         if key is None and tenant not in self._turns:
             return self._submit(parsed, pending)
         turn = _Turn(parsed, pending, self._turns.get(tenant))
@@ -195,42 +156,19 @@ class CommandEndpoint:
         """``link``: a signed link to the tenant's page, from here (rate limited, no event)."""
         retry_after = self._limiter.check(tenant, "link", self._monotonic())
         if retry_after is not None:
-            if self._telemetry is not None:
-                self._telemetry.rate_limit_hit(tenant, "link")
-            return error_reply(
-                "rate_limited",
-                f"too many link commands for {tenant}; retry in {retry_after:.1f}s",
-                retry_after_s=round(retry_after, 3),
-            )
+            return rate_limited(tenant, "link", retry_after, self._telemetry, "commands")
         if self._links is None:
             return error_reply("unavailable", "this service serves no web page (no --http)")
         return _encoder.encode({"ok": True, **self._links(tenant, ttl_s)})
 
-    def _submit(self, parsed: _Parsed, pending: _Pending) -> _Pending:
+    def _submit(self, parsed: _Parsed, pending: Pending) -> Pending:
         """Rate limit, span, and the tenant's mailbox (synchronous: keeps the order)."""
         tenant, verb = parsed.tenant, parsed.verb
         retry_after = self._limiter.check(tenant, verb, self._monotonic())
         if retry_after is not None:
-            if self._telemetry is not None:
-                self._telemetry.rate_limit_hit(tenant, verb)
-            pending.answer_raw(
-                error_reply(
-                    "rate_limited",
-                    f"too many {verb} commands for {tenant}; retry in {retry_after:.1f}s",
-                    retry_after_s=round(retry_after, 3),
-                )
-            )
+            pending.answer_raw(rate_limited(tenant, verb, retry_after, self._telemetry, "commands"))
             return pending
-        trace: str | None = None
-        if self._telemetry is not None:
-            with self._telemetry.command_span(tenant, verb, parsed.headers) as traceparent:
-                trace = traceparent
-        pending.envelope = Envelope(parsed.command, pending.answer, trace)
-        try:
-            self._supervisor.submit(tenant, pending.envelope)
-        except (MailboxFullError, StoppedError) as exc:
-            pending.envelope = None
-            pending.answer(CommandReply.error(tenant, "unavailable", str(exc)))
+        submit(self._supervisor, pending, parsed.command, parsed.headers, self._telemetry)
         return pending
 
     async def _take_turn(self, turn: _Turn) -> bool:
@@ -261,10 +199,10 @@ class CommandEndpoint:
         )
         return False
 
-    async def _serve(self, request: Request, admitted: _Pending | _Turn | bytes) -> None:
+    async def _serve(self, request: Request, admitted: Pending | _Turn | bytes) -> None:
         """Send the one reply: the actor's answer, or ``unavailable`` if the command did not
         start in time (it then never runs) or the service stops first."""
-        pending: _Pending | bytes = admitted.pending if isinstance(admitted, _Turn) else admitted
+        pending: Pending | bytes = admitted.pending if isinstance(admitted, _Turn) else admitted
         try:
             if isinstance(admitted, _Turn):
                 try:
@@ -272,24 +210,24 @@ class CommandEndpoint:
                         self._submit(admitted.parsed, admitted.pending)
                 finally:
                     self._end_turn(admitted)
-            if isinstance(pending, _Pending):
-                await self._wait(pending)
+            if isinstance(pending, Pending):
+                await wait_answer(pending, self._reply_timeout_s)
         except anyio.get_cancelled_exc_class():
-            if isinstance(pending, _Pending):
+            if isinstance(pending, Pending):
                 pending.settle("the service is stopping; retry")
             with anyio.CancelScope(shield=True), anyio.move_on_after(1):
-                await self._respond(request, pending)
+                await respond(request, _reply_of(pending))
             raise
         if isinstance(admitted, _Turn) and admitted.owned and admitted.parsed.key is not None:
             await self._record(admitted.parsed.key, admitted.pending)
-        await self._respond(request, pending)
+        await respond(request, _reply_of(pending))
 
     def _end_turn(self, turn: _Turn) -> None:
         turn.mine.set()
         if self._turns.get(turn.parsed.tenant) is turn.mine:
             del self._turns[turn.parsed.tenant]
 
-    async def _record(self, key: str, pending: _Pending) -> None:
+    async def _record(self, key: str, pending: Pending) -> None:
         """Keep the reply of a command that ran; give the claim up for one that did not."""
         if self._dedupe is None or not pending.done.is_set():
             return
@@ -301,35 +239,6 @@ class CommandEndpoint:
         except DEDUPE_ERRORS as exc:
             log.warning("dedupe store unavailable (%s)", type(exc).__name__)
 
-    async def _wait(self, pending: _Pending) -> None:
-        with anyio.move_on_after(self._reply_timeout_s):
-            await pending.done.wait()
-        if pending.done.is_set():
-            return
-        log.warning("tenant=%s %s: no answer in time", pending.tenant, pending.verb)
-        pending.settle(f"no answer for {pending.verb} in time; it was not run")
-        # Already running (claimed): it is answered on every path; wait for that answer.
-        with anyio.move_on_after(self._reply_timeout_s * 2):
-            await pending.done.wait()
-        if not pending.done.is_set():
-            pending.answer(
-                CommandReply.error(
-                    pending.tenant, "unavailable", f"{pending.verb} still running; see the events"
-                )
-            )
 
-    async def _respond(self, request: Request, pending: _Pending | bytes) -> None:
-        reply = pending if isinstance(pending, bytes) else pending.reply
-        if not reply:
-            reply = error_reply("unavailable", "no answer")
-        try:
-            await request.respond(reply)
-        except Exception as exc:
-            log.info("could not send a reply: %s", type(exc).__name__)
-
-    def _expire(self, now: float) -> None:
-        while self._seen:
-            key, (expiry, _) = next(iter(self._seen.items()))
-            if expiry > now:
-                return
-            del self._seen[key]
+def _reply_of(pending: Pending | bytes) -> bytes:
+    return pending if isinstance(pending, bytes) else pending.reply

@@ -21,9 +21,8 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from functools import partial
 from types import MappingProxyType
 from typing import Annotated, Any, Final, Literal
 
@@ -40,16 +39,16 @@ from actors.login import (
     MAX_LEASE_TTL_S,
     MIN_LEASE_TTL_S,
     CommandReply,
-    Envelope,
     Lease,
     Mail,
     Release,
     Renew,
 )
-from actors.supervision import MailboxFullError, StoppedError, TenantSupervisor
+from actors.supervision import TenantSupervisor
 from actors.telemetry import Telemetry
 
 from ._parse import BadRequestError, decode_request, error_reply
+from ._pending import Pending, RecentIds, rate_limited, respond, submit, wait_answer
 from ._ratelimit import RateLimiter
 
 __all__ = ["SESSION_LIMITS", "SESSION_SUBJECT", "SessionEndpoint", "parse_session"]
@@ -130,35 +129,6 @@ def _ok_json(verb: str, reply: CommandReply) -> dict[str, Any]:
     return {"ok": True, **reply.extra}
 
 
-_NOT_RUN: Final = frozenset({"unavailable", "rate_limited"})
-
-
-@dataclass(slots=True)
-class _Pending:
-    """One request between its arrival and its reply (shared by its repeats)."""
-
-    tenant: str
-    verb: str
-    done: anyio.Event = field(default_factory=anyio.Event)
-    reply: bytes = b""
-    ran: bool = False
-    envelope: Envelope | None = None
-    key: tuple[str, str] | None = None  # (subject, Nats-Msg-Id), when it has one
-
-    def answer(self, reply: CommandReply) -> None:
-        if self.done.is_set():
-            return
-        body = _ok_json(self.verb, reply) if reply.ok else reply.to_json()
-        self.reply = _encoder.encode(body)
-        self.ran = reply.ok or reply.error_code not in _NOT_RUN
-        self.done.set()
-
-    def answer_raw(self, reply: bytes) -> None:
-        if not self.done.is_set():
-            self.reply = reply
-            self.done.set()
-
-
 class SessionEndpoint:
     """Serves session leases until cancelled. Start with ``await tg.start(endpoint.run)``."""
 
@@ -182,7 +152,7 @@ class SessionEndpoint:
         self._reply_timeout_s = reply_timeout_s
         self._dedupe_window_s = dedupe_window_s
         self._dedupe_max = dedupe_max
-        self._seen: OrderedDict[tuple[str, str], tuple[float, _Pending]] = OrderedDict()
+        self._seen = RecentIds(dedupe_window_s, dedupe_max)
         self._send: MemoryObjectSendStream[Request] | None = None
 
     @property
@@ -194,12 +164,12 @@ class SessionEndpoint:
         """The micro handler: queue the request for :meth:`run` (in arrival order)."""
         send = self._send
         if send is None:
-            await self._respond(request, error_reply("unavailable", "leases are not served now"))
+            await respond(request, error_reply("unavailable", "leases are not served now"))
             return
         try:
             await send.send(request)
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-            await self._respond(request, error_reply("unavailable", "the service is stopping"))
+            await respond(request, error_reply("unavailable", "the service is stopping"))
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Serve the requests the endpoint queues, until cancelled (each one answered)."""
@@ -213,7 +183,7 @@ class SessionEndpoint:
         finally:
             self._send = None
 
-    def _admit(self, request: Request) -> _Pending | bytes:
+    def _admit(self, request: Request) -> Pending | bytes:
         """In arrival order, without awaiting: an error reply, or the submitted request."""
         try:
             tenant, verb, command = parse_session(request.subject, request.data)
@@ -222,94 +192,39 @@ class SessionEndpoint:
         headers = request.headers or {}
         msg_id = headers.get("Nats-Msg-Id")
         now = self._monotonic()
-        if msg_id:
-            self._forget_before(now)
-            seen = self._seen.get((request.subject, msg_id))
+        key = (request.subject, msg_id) if msg_id else None
+        if key is not None:
+            seen = self._seen.get(key, now)
             if seen is not None:
-                return seen[1]
-        pending = _Pending(tenant, verb)
+                return seen
         retry_after = self._limiter.check(tenant, verb, now)
         if retry_after is not None:
-            if self._telemetry is not None:
-                self._telemetry.rate_limit_hit(tenant, verb)
-            return error_reply(
-                "rate_limited",
-                f"too many {verb} requests for {tenant}; retry in {retry_after:.1f}s",
-                retry_after_s=round(retry_after, 3),
-            )
-        if msg_id:
-            pending.key = (request.subject, msg_id)
-            self._seen[pending.key] = (now + self._dedupe_window_s, pending)
-            while len(self._seen) > self._dedupe_max:
-                self._seen.popitem(last=False)
-        trace: str | None = None
-        if self._telemetry is not None:
-            with self._telemetry.command_span(tenant, verb, headers) as traceparent:
-                trace = traceparent
-        pending.envelope = Envelope(command, pending.answer, trace)
-        try:
-            self._supervisor.submit(tenant, pending.envelope)
-        except (MailboxFullError, StoppedError) as exc:
-            pending.envelope = None
-            pending.answer(CommandReply.error(tenant, "unavailable", str(exc)))
+            return rate_limited(tenant, verb, retry_after, self._telemetry, "requests")
+        pending = Pending(tenant, verb, partial(_ok_json, verb))
+        if key is not None:
+            self._seen.put(key, pending, now)
+        submit(self._supervisor, pending, command, headers, self._telemetry)
         return pending
 
-    async def _serve(self, request: Request, admitted: _Pending | bytes) -> None:
+    async def _serve(self, request: Request, admitted: Pending | bytes) -> None:
         """Send the one reply: the actor's answer, or ``unavailable`` if the request did not
         start in time (it then never runs) or the service stops first."""
-        if isinstance(admitted, _Pending):
+        if isinstance(admitted, Pending):
             try:
-                await self._wait(admitted)
+                await wait_answer(admitted, self._reply_timeout_s)
             except anyio.get_cancelled_exc_class():
-                self._give_up(admitted, "the service is stopping; retry")
+                admitted.settle("the service is stopping; retry")
                 with anyio.CancelScope(shield=True), anyio.move_on_after(1):
-                    await self._respond(request, admitted.reply)
+                    await respond(request, admitted.reply)
                 raise
             if not admitted.ran:
-                self._forget(admitted)  # a retry under the same id may run it
+                self._forget(request, admitted)  # a retry under the same id may run it
             reply = admitted.reply
         else:
             reply = admitted
-        await self._respond(request, reply)
+        await respond(request, reply)
 
-    async def _wait(self, pending: _Pending) -> None:
-        with anyio.move_on_after(self._reply_timeout_s):
-            await pending.done.wait()
-        if pending.done.is_set():
-            return
-        log.warning("tenant=%s %s: no answer in time", pending.tenant, pending.verb)
-        self._give_up(pending, f"no answer for {pending.verb} in time; it was not run")
-        with anyio.move_on_after(self._reply_timeout_s * 2):  # claimed: its answer will come
-            await pending.done.wait()
-        if not pending.done.is_set():
-            pending.answer(
-                CommandReply.error(
-                    pending.tenant, "unavailable", f"{pending.verb} still running; see the events"
-                )
-            )
-
-    def _give_up(self, pending: _Pending, message: str) -> None:
-        """``unavailable`` now, unless the actor already took the request."""
-        if pending.envelope is not None:
-            pending.envelope.expire(pending.tenant, message)
-        else:
-            pending.answer(CommandReply.error(pending.tenant, "unavailable", message))
-
-    async def _respond(self, request: Request, reply: bytes) -> None:
-        try:
-            await request.respond(reply or error_reply("unavailable", "no answer"))
-        except Exception as exc:
-            log.info("could not send a reply: %s", type(exc).__name__)
-
-    def _forget(self, pending: _Pending) -> None:
-        if pending.key is not None:
-            seen = self._seen.get(pending.key)
-            if seen is not None and seen[1] is pending:
-                del self._seen[pending.key]
-
-    def _forget_before(self, now: float) -> None:
-        while self._seen:
-            key, (expiry, _) = next(iter(self._seen.items()))
-            if expiry > now:
-                return
-            del self._seen[key]
+    def _forget(self, request: Request, pending: Pending) -> None:
+        msg_id = (request.headers or {}).get("Nats-Msg-Id")
+        if msg_id:
+            self._seen.forget((request.subject, msg_id), pending)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Final
 
 from actors.gateway.page import DEFAULT_HTTP, HttpAddressError, parse_http
+from actors.keyfiles import create_key_file
 from actors.login import Policy
 from events import ChainKey
 
@@ -178,17 +179,7 @@ def load_chain_key(
             f"no chain key: {CHAIN_KEY_ENV} is not set and {path} does not exist"
         )
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(secrets.token_hex(32) + "\n")
-        try:
-            os.link(tmp, path)  # never overwrite a key another process just created
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
+        create_key_file(path, secrets.token_hex(32).encode() + b"\n")
     try:
         return ChainKey(bytes.fromhex(path.read_text(encoding="utf-8").strip()))
     except (OSError, ValueError):

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
 import msgspec
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+from actors.keyfiles import create_key_file
 
 from ._port import Stage, VaultCorruptError, VaultEntry, VaultKeyError
 
@@ -74,24 +75,8 @@ def _ring(candidates: list[str], source: str) -> MultiFernet:
 
 
 def _create_key_file(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.fchmod(fd, 0o600)  # whatever the umask
-        os.write(fd, Fernet.generate_key() + b"\n")
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
-        # A hard link never replaces an existing file: whoever links first wins, the rest reuse.
-        path.hardlink_to(tmp)
-    except FileExistsError:
-        pass
-    else:
+    if create_key_file(path, Fernet.generate_key() + b"\n"):
         _log.info("created vault key file %s", path)
-    finally:
-        tmp.unlink()
 
 
 # --- sealed session documents ----------------------------------------------------------------

@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
 
+from actors.keyfiles import create_key_file
 from events import InvalidTenantError, validate_tenant
 
 __all__ = [
@@ -98,20 +99,7 @@ def load_link_key(data_dir: Path, env: Mapping[str, str] = os.environ) -> LinkKe
             raise LinkKeyError(f"{LINK_KEY_ENV} must be at least 32 hex digits") from None
     path = data_dir / LINK_KEY_FILE
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.fchmod(fd, 0o600)  # whatever the umask
-            os.write(fd, secrets.token_hex(32).encode() + b"\n")
-        finally:
-            os.close(fd)
-        try:
-            os.link(tmp, path)  # never overwrite a key another process just created
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
+        create_key_file(path, secrets.token_hex(32).encode() + b"\n")
     try:
         return LinkKey(bytes.fromhex(path.read_text(encoding="utf-8").strip()))
     except (OSError, ValueError):
