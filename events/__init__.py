@@ -43,6 +43,7 @@ from .errors import (
     TenantQuarantinedError,
     UndecodableEventError,
 )
+from .inbox import ReplyGuard, is_inbox
 from .log import MAX_CHUNK, ChainedLog, EventLog, Record, StoredMessage, Undecodable, decode_stored
 from .memory import MemoryEventLog
 from .quarantine import BadMessage, TenantLog, check_tenant
@@ -82,6 +83,7 @@ __all__ = [
     "QrIssued",
     "QuarantineLifted",
     "Record",
+    "ReplyGuard",
     "Scanned",
     "Sealed",
     "SessionLeased",
@@ -98,6 +100,7 @@ __all__ = [
     "decode_stored",
     "encode_event",
     "event_subject",
+    "is_inbox",
     "seal",
     "tenant_of_subject",
     "validate_tenant",

@@ -24,6 +24,7 @@ import anyio
 import msgspec
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from nats.aio.client import Client
+from nats.js.api import DeliverPolicy
 
 from actors.service import (
     NatsAuth,
@@ -36,6 +37,7 @@ from actors.service import (
 from actors.sim import Simulator
 from events import Event, decode_event
 from events.audit import audit_verify, format_record, replay
+from events.jetstream import STREAM
 from projections import render_metrics, render_status
 
 from ._demo_lease import lease_flow
@@ -60,7 +62,11 @@ class _Client:
         )
 
     async def listen(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
-        sub = await self.nc.subscribe("tgqr.evt.*")
+        # An ordered consumer: under auth the app reads the log's mirror, which carries no
+        # live traffic on the log's subjects.
+        sub = await self.nc.jetstream(timeout=5).subscribe(
+            "tgqr.evt.*", stream=STREAM, ordered_consumer=True, deliver_policy=DeliverPolicy.NEW
+        )
         task_status.started()
         async for msg in sub.messages:
             event = decode_event(msg.data)

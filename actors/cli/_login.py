@@ -12,6 +12,7 @@ from typing import Any
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
+from nats.js.api import DeliverPolicy
 
 from events import (
     Authorized,
@@ -85,7 +86,14 @@ async def _backlog(nc: Client, tenant: str) -> list[Event]:
 async def cmd_login(args: argparse.Namespace) -> int:
     """``login``: start an attempt, then draw its QR codes and follow it until it ends."""
     async with connected(args) as nc:
-        sub = await nc.subscribe(event_subject(args.tenant))
+        # The log's new events (from the clients' mirror under auth): an ordered consumer,
+        # since the log's subjects carry no live traffic in the clients' account.
+        sub = await nc.jetstream(timeout=5).subscribe(
+            event_subject(args.tenant),
+            stream=STREAM,
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.NEW,
+        )
         body: dict[str, Any] = {"force": args.force}
         if args.expect_user is not None:
             body["expected_user_id"] = args.expect_user

@@ -41,13 +41,14 @@ __all__ = [
     "resolve_auth",
 ]
 
-Role = Literal["service", "app", "auditor"]
+Role = Literal["service", "app", "auditor", "page"]
 ROLES: Final[tuple[Role, ...]] = get_args(Role)
 CREDS_DIR: Final = "creds"
 INBOX_PREFIX: Final[Mapping[Role, str]] = {
     "service": "_INBOX_service",
     "app": "_INBOX",
     "auditor": "_INBOX_auditor",
+    "page": "_INBOX_page",
 }
 CREDS_ENV: Final = "TGQR_NATS_CREDS"
 NKEY_ENV: Final = "TGQR_NATS_NKEY"

@@ -41,6 +41,7 @@ from events.jetstream import JetStreamEventLog, ensure_stream
 from projections import Projector, open_projector, serve_queries
 
 from ._config import ConfigError, ServiceConfig, load_chain_key
+from ._mirror import ensure_mirror
 from ._nats import open_service_nats
 from ._page import open_page
 from ._parts import keep_running, validate_sessions
@@ -105,6 +106,9 @@ async def run_service(
         url, nc = await stack.enter_async_context(open_service_nats(config))
         js = nc.jetstream(timeout=10)
         await ensure_stream(js, replicas=config.replicas)
+        mirror = await ensure_mirror(nc, replicas=config.replicas)
+        if mirror.mirrored:
+            log.info("clients read the log's mirror in their own account")
         key = load_chain_key(config.data_dir, create=True)
         event_log = JetStreamEventLog(js, key)
         tail = await verify_tail(event_log, key)

@@ -16,7 +16,13 @@ from nats.aio.client import Client
 
 from actors.gateway import error_reply
 from actors.login import LoginState, fold
-from events import EventLog, InvalidTenantError, TenantQuarantinedError, validate_tenant
+from events import (
+    EventLog,
+    InvalidTenantError,
+    ReplyGuard,
+    TenantQuarantinedError,
+    validate_tenant,
+)
 
 from ._errors import SimulatorError
 from ._simulator import Simulator
@@ -88,17 +94,19 @@ async def serve_sim_control(
     *,
     task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Answer ``tgqr.sim.scan`` requests until cancelled."""
-    sub = await nc.subscribe(SCAN_SUBJECT)
+    """Answer ``tgqr.sim.scan`` requests until cancelled (only those with an inbox reply)."""
+    guard = ReplyGuard()
+    sub = await nc.subscribe(SCAN_SUBJECT, pending_msgs_limit=1024)
     try:
         task_status.started()
         async for msg in sub.messages:
+            if not guard.allows(msg.subject, msg.reply):
+                continue
             try:
                 reply = await _scan(sim, event_log, msg.data)
             except Exception as exc:
                 reply = error_reply("unavailable", f"scan failed: {type(exc).__name__}")
-            if msg.reply:
-                await nc.publish(msg.reply, reply)
+            await nc.publish(msg.reply, reply)
     finally:
         with anyio.CancelScope(shield=True):
             await sub.unsubscribe()

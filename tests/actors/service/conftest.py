@@ -16,7 +16,16 @@ import nats
 import pytest
 from nats.aio.client import Client
 
-from actors.service import NatsServer, RunningService, ServiceConfig, run_service
+from actors.service import (
+    NatsAuth,
+    NatsServer,
+    RunningService,
+    ServiceConfig,
+    Violations,
+    connect_nats,
+    read_credentials,
+    run_service,
+)
 
 
 async def stored_events(nc: Client, tenant: str) -> list[dict[str, Any]]:
@@ -100,3 +109,31 @@ async def driver(service_config: ServiceConfig, nats_server: NatsServer) -> Asyn
         finally:
             await nc.drain()
             tg.cancel_scope.cancel()
+
+
+@pytest.fixture
+async def embedded(tmp_path: Path) -> AsyncIterator[tuple[RunningService, Path]]:
+    """``run_service`` as ``tgqr up`` runs it: its own nats-server with auth on."""
+    data = tmp_path / "data"
+    env = {"TGQR_HTTP": "off"}  # no page: these tests need no HTTP port
+    config = replace(ServiceConfig.from_env(env, data_dir=data), throttle_s=(0.0, 0.0))
+    async with anyio.create_task_group() as tg:
+        running: RunningService = await tg.start(
+            lambda task_status: run_service(config, task_status=task_status)
+        )
+        try:
+            yield running, data
+        finally:
+            tg.cancel_scope.cancel()
+
+
+async def connect_as(data: Path, role: Any, violations: Violations | None = None) -> Client:
+    url = (data / "nats.url").read_text().strip()
+    auth = NatsAuth(role, credentials=read_credentials(data, role))
+    return await connect_nats([url], auth=auth, reconnect=False, violations=violations)
+
+
+async def request(nc: Client, subject: str, body: dict[str, Any]) -> dict[str, Any]:
+    msg = await nc.request(subject, json.dumps(body).encode(), timeout=20)
+    reply: dict[str, Any] = json.loads(msg.data)
+    return reply

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,17 +23,13 @@ from nats.aio.client import Client
 from nats.js import api
 
 from actors.service import (
-    NatsAuth,
     RunningService,
-    ServiceConfig,
     Violations,
-    connect_nats,
-    read_credentials,
-    run_service,
 )
 from events import ChainKey, Head, Scanned
 from events.audit import audit_verify
 from events.jetstream import STREAM, JetStreamEventLog, ensure_stream
+from tests.actors.service.conftest import connect_as, request
 from tests.conftest import AuthServer
 
 pytestmark = pytest.mark.anyio
@@ -190,34 +185,6 @@ async def test_app_may_not_rebuild_projections(auth_nats_server: AuthServer) -> 
 
 
 # --- each role does its job -----------------------------------------------------------
-
-
-@pytest.fixture
-async def embedded(tmp_path: Path) -> AsyncIterator[tuple[RunningService, Path]]:
-    """``run_service`` as ``tgqr up`` runs it: its own nats-server with auth on."""
-    data = tmp_path / "data"
-    env = {"TGQR_HTTP": "off"}  # no page: these tests need no HTTP port
-    config = replace(ServiceConfig.from_env(env, data_dir=data), throttle_s=(0.0, 0.0))
-    async with anyio.create_task_group() as tg:
-        running: RunningService = await tg.start(
-            lambda task_status: run_service(config, task_status=task_status)
-        )
-        try:
-            yield running, data
-        finally:
-            tg.cancel_scope.cancel()
-
-
-async def connect_as(data: Path, role: Any, violations: Violations | None = None) -> Client:
-    url = (data / "nats.url").read_text().strip()
-    auth = NatsAuth(role, credentials=read_credentials(data, role))
-    return await connect_nats([url], auth=auth, reconnect=False, violations=violations)
-
-
-async def request(nc: Client, subject: str, body: dict[str, Any]) -> dict[str, Any]:
-    msg = await nc.request(subject, json.dumps(body).encode(), timeout=20)
-    reply: dict[str, Any] = json.loads(msg.data)
-    return reply
 
 
 async def test_service_and_app_run_a_login_end_to_end(
