@@ -38,6 +38,7 @@ from ._nats import (
 from ._natsserver import (
     NatsServer,
     NatsServerError,
+    child_environment,
     find_nats_server,
     start_nats_server,
 )
@@ -75,6 +76,7 @@ __all__ = [
     "RunningService",
     "ServiceConfig",
     "Violations",
+    "child_environment",
     "connect_nats",
     "ensure_credentials",
     "find_nats_server",

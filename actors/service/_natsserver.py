@@ -22,7 +22,13 @@ from typing import IO, Final, Self
 
 from ._auth import Role, RoleCredentials, password_definitions
 
-__all__ = ["NatsServer", "NatsServerError", "find_nats_server", "start_nats_server"]
+__all__ = [
+    "NatsServer",
+    "NatsServerError",
+    "child_environment",
+    "find_nats_server",
+    "start_nats_server",
+]
 
 REPO_CONF: Final = Path(__file__).resolve().parent / "nats.conf"
 _LISTENING = re.compile(r"Listening for client connections on ([0-9.]+):(\d+)")
@@ -85,6 +91,17 @@ class NatsServer:
         self.stop()
 
 
+_PASSED_ON: Final = ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR")
+"""What a child process of tgqr inherits from its environment: nothing else (no ``TGQR_*`` key,
+no ``AWS_*`` credential, no ``OTEL_*`` header), readable as it would be in /proc/PID/environ."""
+
+
+def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A minimal environment for a child process: :data:`_PASSED_ON` plus ``extra``."""
+    env = {name: os.environ[name] for name in _PASSED_ON if name in os.environ}
+    return env | dict(extra or {})
+
+
 def derive_config(
     store_dir: Path,
     *,
@@ -137,7 +154,7 @@ def start_nats_server(
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-        env={**os.environ},
+        env=child_environment(),
         # Its own process group: a terminal's Ctrl-C reaches tgqr, which stops the server
         # itself once NATS is drained, instead of killing it first.
         process_group=0,

@@ -20,6 +20,7 @@ import nkeys
 import pytest
 
 from actors.service import (
+    ROLES,
     ConfigError,
     NatsServer,
     PermissionMissingError,
@@ -54,7 +55,7 @@ def test_credentials_are_random_private_files_made_once(tmp_path: Path) -> None:
         assert creds.user == role
         assert len(creds.password) >= 40
         assert creds.password not in repr(creds)
-    assert len({c.password for c in first.values()}) == 3
+    assert len({c.password for c in first.values()}) == len(ROLES)
     assert ensure_credentials(tmp_path) == first
 
 
@@ -63,7 +64,7 @@ def test_the_server_config_holds_only_hashes(auth_nats_server: AuthServer) -> No
     conf = auth_nats_server.server.store_dir / "nats-server.conf"
     text = conf.read_text()
     assert stat.S_IMODE(conf.stat().st_mode) == 0o600
-    assert text.count('PASSWORD: "$2a$') == 3
+    assert text.count('PASSWORD: "$2a$') == len(ROLES)
     for creds in auth_nats_server.credentials.values():
         assert creds.password not in text
 
@@ -149,11 +150,12 @@ def _config(data: Path, url: str) -> ServiceConfig:
     [
         ('      "tgqr.evt.>",\n', "", "may not publish tgqr.evt.> (event appends)"),
         ('"$KV.tgqr_sessions.>", "$KV', '"$KV', "may not publish $KV.tgqr_sessions.>"),
-        ('"tgqr.cmd.>", "tgqr.query.>", "tgqr.session.>", "tgqr.sim.>"', '"tgqr.query.>"',
+        ('"tgqr.cmd.>", "tgqr.query.>", "tgqr.session.>", "tgqr.sim.>", "$SRV.>",\n      "tgqr.evt',
+         '"tgqr.query.>", "tgqr.session.>", "tgqr.sim.>", "$SRV.>",\n      "tgqr.evt',
          "may not subscribe to tgqr.cmd.>"),
         ('"$JS.API.STREAM.INFO.TGQR_EVENTS", "$JS.API.STREAM.CREATE', '"$JS.API.STREAM.CREATE',
          "may not publish $JS.API.STREAM.INFO.TGQR_EVENTS"),
-        ('"$JS.API.STREAM.CREATE.TGQR_EVENTS",', "",
+        ('"$JS.API.STREAM.CREATE.TGQR_EVENTS",\n', "\n",
          "may not publish $JS.API.STREAM.CREATE.TGQR_EVENTS (creating the event stream)"),
         ('"$JS.API.CONSUMER.CREATE.KV_tgqr_sessions", "$JS', '"$JS',
          "may not publish $JS.API.CONSUMER.CREATE.KV_tgqr_sessions (following bucket"),
@@ -193,3 +195,27 @@ async def test_an_open_server_works_with_one_warning(
     warnings = [r.getMessage() for r in caplog.records if "no authentication" in r.getMessage()]
     assert len(warnings) == 1
     assert "any client on it can act as any role" in warnings[0]
+
+
+def test_the_embedded_server_inherits_no_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tgqr's keys in the environment do not reach nats-server: its /proc/PID/environ holds
+    only what a process needs (before: the whole environment, TGQR_CHAIN_KEY included)."""
+    secrets = {
+        "TGQR_CHAIN_KEY": "chain-secret",
+        "TGQR_LINK_KEY": "link-secret",
+        "TGQR_VAULT_KEYS": "vault-secret",
+        "AWS_SECRET_ACCESS_KEY": "aws-secret",
+    }
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    server = start_nats_server(tmp_path / "nats")
+    try:
+        environ = Path(f"/proc/{server.process.pid}/environ").read_bytes()
+    finally:
+        server.stop()
+    names = {item.split(b"=", 1)[0].decode() for item in environ.split(b"\0") if item}
+    assert names <= {"PATH", "LANG", "LC_ALL", "TZ", "TMPDIR"}
+    for value in secrets.values():
+        assert value.encode() not in environ
