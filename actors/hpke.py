@@ -11,7 +11,9 @@ without the service's dependencies). Two suites (DESIGN.md, "Session leases"):
 - ``x25519``: KEM ``X25519``, HKDF-SHA256, ChaCha20-Poly1305; 32-byte keys; 48 bytes overhead.
 
 ``info`` binds a sealed session to its lease (:func:`lease_info`): moved to another lease, or
-opened with another key, it does not open.
+opened with another key, it does not open. A lease's proof (:data:`PROOF_BYTES` random bytes
+that renew, release and revoke must show) is sealed the same way under its own ``info``
+(:func:`proof_info`), so neither sealed value can stand in for the other.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
 
 __all__ = [
     "DEFAULT_SUITE",
+    "PROOF_BYTES",
     "PUBLIC_KEY_BYTES",
     "SUITES",
     "HpkeError",
@@ -41,12 +44,15 @@ __all__ = [
     "SealedOpenError",
     "check_public_key",
     "lease_info",
+    "proof_info",
     "seal",
 ]
 
 DEFAULT_SUITE: Final = "mlkem768-x25519"
 SUITES: Final = ("mlkem768-x25519", "x25519")
 PUBLIC_KEY_BYTES: Final = {"mlkem768-x25519": 1184 + 32, "x25519": 32}
+PROOF_BYTES: Final = 32
+"""Length of a lease's proof secret."""
 _MLKEM_BYTES: Final = 1184
 
 _SUITES: Final = {
@@ -76,6 +82,12 @@ class SealedOpenError(HpkeError):
 def lease_info(tenant: str, lease_id: str, fence: int) -> bytes:
     """The HPKE ``info`` of a lease: ``tgqr-lease|<tenant>|<lease_id>|<fence>``."""
     return f"tgqr-lease|{tenant}|{lease_id}|{fence}".encode()
+
+
+def proof_info(tenant: str, lease_id: str, fence: int) -> bytes:
+    """The HPKE ``info`` of a lease's sealed proof:
+    ``tgqr-lease-proof|<tenant>|<lease_id>|<fence>``."""
+    return f"tgqr-lease-proof|{tenant}|{lease_id}|{fence}".encode()
 
 
 def _suite(name: str) -> hpke.Suite:

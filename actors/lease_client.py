@@ -7,11 +7,13 @@ but :mod:`actors.hpke`)::
         client = TelegramClient(StringSession(lease.session), api_id, api_hash)
         ...
 
-It makes a fresh HPKE key pair, asks ``tgqr.session.<tenant>.lease``, opens the sealed session,
-renews in the background (an asyncio task owned by the block, cancelled on exit) and releases on
-exit. A renewal that fails marks the lease lost: ``lease.session`` then raises
-:class:`LeaseLostError`, so code that checks before each use stops using a session that may now
-be someone else's. The session string lives only in this object, never in a log line.
+It makes a fresh HPKE key pair, asks ``tgqr.session.<tenant>.lease``, opens the sealed session
+and the sealed proof (the lease's secret: renew and release must show it, so only this holder
+can extend or end the lease, whoever else reads its ``lease_id`` in the log), renews in the
+background (an asyncio task owned by the block, cancelled on exit) and releases on exit. A
+renewal that fails marks the lease lost: ``lease.session`` then raises :class:`LeaseLostError`,
+so code that checks before each use stops using a session that may now be someone else's. The
+session string and the proof live only in this object, never in a log line or a repr.
 """
 
 from __future__ import annotations
@@ -30,11 +32,12 @@ from typing import Any
 import nats.errors
 from nats.aio.client import Client
 
-from .hpke import DEFAULT_SUITE, KeyPair, SealedOpenError, lease_info
+from .hpke import DEFAULT_SUITE, KeyPair, SealedOpenError, lease_info, proof_info
 
 __all__ = [
     "LeaseError",
     "LeaseLostError",
+    "LeaseProofInvalidError",
     "LeaseUnavailableError",
     "LeasedError",
     "NotAuthorizedError",
@@ -74,6 +77,11 @@ class LeaseLostError(LeaseError):
     expired without renewal, released, or superseded. Stop using the session."""
 
 
+class LeaseProofInvalidError(LeaseLostError):
+    """Raised by renew (and release) when tgqr refuses this lease's proof
+    (``lease_proof_invalid``): this object cannot keep the lease, so it counts as lost."""
+
+
 class LeaseUnavailableError(LeaseError):
     """Raised when tgqr does not answer (no responders, timeout, or a connection not allowed
     to publish ``tgqr.session.>``) or answers ``unavailable``."""
@@ -94,6 +102,8 @@ def _raise_for(reply: dict[str, Any]) -> None:
         raise LeasedError(
             code, message, str(error.get("holder", "")), _time(error.get("expires_at"))
         )
+    if code == "lease_proof_invalid":
+        raise LeaseProofInvalidError(code, message)
     if code == "lease_lost":
         raise LeaseLostError(code, message)
     if code == "unavailable":
@@ -130,7 +140,14 @@ class SessionLease:
     """A held lease: the session and what tgqr said about it. ``session`` raises once lost."""
 
     def __init__(
-        self, nc: Client, tenant: str, holder: str, reply: dict[str, Any], session: str
+        self,
+        nc: Client,
+        tenant: str,
+        holder: str,
+        reply: dict[str, Any],
+        session: str,
+        *,
+        proof: bytes | None,
     ) -> None:
         self._nc = nc
         self.tenant = tenant
@@ -142,6 +159,7 @@ class SessionLease:
         self.dc_id: int = int(reply["dc_id"])
         self.suite: str = reply["suite"]
         self._session = session
+        self._proof = proof  # None: a tgqr from before proofs
         self._lost: str | None = None
         self._released = False
 
@@ -174,6 +192,7 @@ class SessionLease:
         if self._lost is None:
             self._lost = why
             self._session = ""
+            self._proof = None
             _log.warning("lease of %s (fence %d) lost: %s", self.tenant, self.fence, why)
 
     async def renew(self, *, ttl_s: int | None = None, timeout_s: float = 10.0) -> None:
@@ -185,7 +204,7 @@ class SessionLease:
         """
         if self.lost:
             raise LeaseLostError("lease_lost", self._lost or "the lease was released")
-        body: dict[str, Any] = {"lease_id": self.lease_id}
+        body = self._body()
         if ttl_s is not None:
             body["ttl_s"] = ttl_s
         reply = await _request(self._nc, f"tgqr.session.{self.tenant}.renew", body, timeout_s)
@@ -206,12 +225,20 @@ class SessionLease:
         """
         if self.lost:
             return
-        body = {"lease_id": self.lease_id, "revoked": revoked}
+        body = {**self._body(), "revoked": revoked}
         reply = await _request(self._nc, f"tgqr.session.{self.tenant}.release", body, timeout_s)
         self._released = True
         self._session = ""
+        self._proof = None
         with contextlib.suppress(LeaseLostError):
             _raise_for(reply)
+
+    def _body(self) -> dict[str, Any]:
+        """What renew and release send: the lease id and its proof."""
+        body: dict[str, Any] = {"lease_id": self.lease_id}
+        if self._proof is not None:
+            body["proof"] = base64.b64encode(self._proof).decode()
+        return body
 
     async def _keep_renewing(self, every_s: float) -> None:
         """Renew every ``every_s``; transient failures retry soon until the lease runs out."""
@@ -261,13 +288,21 @@ async def lease_session(
     }
     reply = await _request(nc, f"tgqr.session.{tenant}.lease", body, timeout_s)
     _raise_for(reply)
-    info = lease_info(tenant, reply["lease_id"], int(reply["fence"]))
+    lease_id, fence = reply["lease_id"], int(reply["fence"])
     try:
-        session = keys.open(base64.b64decode(reply["sealed"], validate=True), info).decode()
-    except SealedOpenError:
-        raise LeaseError("invalid_reply", "the sealed session does not open") from None
-    lease = SessionLease(nc, tenant, holder, reply, session)
-    del session
+        session = keys.open(
+            base64.b64decode(reply["sealed"], validate=True), lease_info(tenant, lease_id, fence)
+        ).decode()
+        proof = None
+        if "proof_sealed" in reply:
+            proof = keys.open(
+                base64.b64decode(reply["proof_sealed"], validate=True),
+                proof_info(tenant, lease_id, fence),
+            )
+    except (SealedOpenError, ValueError):
+        raise LeaseError("invalid_reply", "the sealed session or proof does not open") from None
+    lease = SessionLease(nc, tenant, holder, reply, session, proof=proof)
+    del session, proof
     renewing = asyncio.get_running_loop().create_task(
         lease._keep_renewing(renew_every_s or ttl_s / 3),
         name=f"tgqr-lease-renew:{tenant}",

@@ -91,6 +91,16 @@ class Telemetry:
             unit="1",
             description="Session leases granted, renewed and ended (by reason)",
         )
+        self._refused = meter.create_counter(
+            "tgqr_requests_refused_total",
+            unit="1",
+            description="Requests refused or dropped before any work (by endpoint and reason)",
+        )
+        self._nats_errors = meter.create_counter(
+            "tgqr_nats_errors_total",
+            unit="1",
+            description="Errors a NATS connection reported (slow consumer, permission, ...)",
+        )
         self._projector_lag = meter.create_gauge(
             "tgqr_projector_lag_events", unit="1", description="Events not yet projected"
         )
@@ -129,6 +139,16 @@ class Telemetry:
     def session_lease(self, tenant: str, what: str) -> None:
         """A lease was ``granted`` or ``renewed``, or ended (``released``, ``expired``...)."""
         self._leases.add(1, {"tenant": tenant, "event": what})
+
+    def requests_refused(self, endpoint: str, reason: str) -> None:
+        """A request to ``endpoint`` (``query``, ``$SRV``, ``command``...) was refused before
+        any work: ``rate_limited``, ``busy`` (too many in flight), ``dropped``."""
+        self._refused.add(1, {"endpoint": endpoint, "reason": reason})
+
+    def nats_error(self, kind: str) -> None:
+        """A NATS connection reported an error of ``kind`` (``slow_consumer``,
+        ``permissions_violation``, ``other``); no subject or text (unbounded, client-chosen)."""
+        self._nats_errors.add(1, {"kind": kind})
 
     def projector_lag(self, events: int) -> None:
         """The projector is ``events`` behind the stream (service-wide: no tenant)."""

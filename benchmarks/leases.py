@@ -27,7 +27,7 @@ import anyio
 import nats
 from nats.aio.client import Client
 
-from actors.hpke import KeyPair, lease_info
+from actors.hpke import KeyPair, lease_info, proof_info
 from benchmarks._common import bench_args, nats_server, report
 
 _SUITES = ("mlkem768-x25519", "x25519")
@@ -98,9 +98,14 @@ async def _leases(nc: Client, tenants: list[str], rounds: int) -> dict[str, floa
                 replied = time.perf_counter()
                 info = lease_info(tenant, reply["lease_id"], int(reply["fence"]))
                 keys.open(base64.b64decode(reply["sealed"]), info)
+                info = proof_info(tenant, reply["lease_id"], int(reply["fence"]))
+                proof = keys.open(base64.b64decode(reply["proof_sealed"]), info)
                 app_work[suite].append((keyed - began) + (time.perf_counter() - replied))
                 lease[suite].append(replied - keyed)
-                lease_id = {"lease_id": reply["lease_id"]}
+                lease_id = {
+                    "lease_id": reply["lease_id"],
+                    "proof": base64.b64encode(proof).decode(),
+                }
                 renewing = time.perf_counter()
                 await _ask(nc, f"tgqr.session.{tenant}.renew", lease_id)
                 renew.append(time.perf_counter() - renewing)

@@ -1,6 +1,7 @@
 """tgqr events: the catalogue, its codec, the hash chain and the EventLog port.
 
-Depends on nothing else of tgqr. Only :mod:`events.jetstream` imports nats.
+Depends on nothing else of tgqr. Only the JetStream adapter (:mod:`events.jetstream`, with
+:mod:`events.jsstorage` for the stores' configuration and limits) imports nats.
 """
 
 from __future__ import annotations
@@ -39,7 +40,10 @@ from .codec import current_json, decode_event, encode_event
 from .errors import (
     ConcurrencyConflictError,
     EventLogError,
+    EventLogFullError,
     EventLogUnavailableError,
+    EventTooLargeError,
+    StorageLimitError,
     TenantQuarantinedError,
     UndecodableEventError,
 )
@@ -47,12 +51,14 @@ from .inbox import ReplyGuard, is_inbox
 from .log import MAX_CHUNK, ChainedLog, EventLog, Record, StoredMessage, Undecodable, decode_stored
 from .memory import MemoryEventLog
 from .quarantine import BadMessage, TenantLog, check_tenant
+from .storage import FILL_WARNING, StorageLimits, StoragePolicy, StorageUse, storage_warning
 from .verify import ChainBreak, ChainVerifier, VerifyReport, verify_log, verify_tail
 
 __all__ = [
     "EVENT_SUBJECT_PREFIX",
     "EVENT_SUBJECT_WILDCARD",
     "EVENT_TYPES",
+    "FILL_WARNING",
     "MAC_HEADER",
     "MAX_CHUNK",
     "SCHEMA_VERSION",
@@ -68,7 +74,9 @@ __all__ = [
     "EventBase",
     "EventLog",
     "EventLogError",
+    "EventLogFullError",
     "EventLogUnavailableError",
+    "EventTooLargeError",
     "Expired",
     "FloodWaited",
     "Head",
@@ -88,6 +96,10 @@ __all__ = [
     "Sealed",
     "SessionLeased",
     "SessionReleased",
+    "StorageLimitError",
+    "StorageLimits",
+    "StoragePolicy",
+    "StorageUse",
     "StoredMessage",
     "TenantLog",
     "TenantQuarantinedError",
@@ -102,6 +114,7 @@ __all__ = [
     "event_subject",
     "is_inbox",
     "seal",
+    "storage_warning",
     "tenant_of_subject",
     "validate_tenant",
     "verify_log",

@@ -142,14 +142,23 @@ class QuarantineLifted(EventBase, frozen=True, kw_only=True, tag="QuarantineLift
 
 
 class SessionLeased(EventBase, frozen=True, kw_only=True, tag="SessionLeased"):
-    """``holder`` holds the tenant's authorized session until ``expires_at`` (a renewal repeats
-    the event with the same ``lease_id`` and ``fence``). ``fence`` grows with every new lease:
-    the tenant's stream sequence the grant was written after (see DESIGN.md, "Session leases")."""
+    """``holder`` was granted the tenant's authorized session until ``expires_at``. ``fence``
+    grows with every new lease: the tenant's stream sequence the grant was written after (see
+    DESIGN.md, "Session leases").
+
+    ``proof_digest`` commits to the lease's proof, a secret sealed to the holder alone: the
+    hex SHA-256 of the secret under a domain label, the tenant and the lease id. It grants
+    nothing: renew, release and revoke need the secret itself. Grants stored before proofs
+    existed decode with ``""``: no proof matches them, so such a lease only expires or ends by
+    logout. Renewals write no event (the owning actor keeps the later expiry in the
+    ``tgqr_leases`` bucket); old logs may still hold repeated grants of one lease (renewals).
+    """
 
     holder: str
     lease_id: str
     fence: int
     expires_at: datetime
+    proof_digest: str = ""
 
 
 class SessionReleased(EventBase, frozen=True, kw_only=True, tag="SessionReleased"):

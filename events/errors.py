@@ -5,7 +5,10 @@ from __future__ import annotations
 __all__ = [
     "ConcurrencyConflictError",
     "EventLogError",
+    "EventLogFullError",
     "EventLogUnavailableError",
+    "EventTooLargeError",
+    "StorageLimitError",
     "TenantQuarantinedError",
     "UndecodableEventError",
 ]
@@ -35,6 +38,39 @@ class ConcurrencyConflictError(EventLogError):
 
 class EventLogUnavailableError(EventLogError):
     """Raised when the log did not answer after the retries (timeouts, no responders, 503)."""
+
+
+class EventLogFullError(EventLogUnavailableError):
+    """Raised by ``append`` when the log is at its size limit (bytes or messages) and refuses
+    new events. Nothing was stored; nothing old is ever deleted to make room, so appends stay
+    refused until an operator raises the limit (the service warns before: see
+    :mod:`events.storage`)."""
+
+    def __init__(self, tenant: str, why: str) -> None:
+        self.tenant = tenant
+        self.why = why
+        super().__init__(f"the event log is full, nothing stored for {tenant!r}: {why}")
+
+
+class EventTooLargeError(EventLogError):
+    """Raised by ``append`` before anything is published when one of the events, sealed, is
+    larger than the log takes (``size`` and ``limit`` in bytes, headers included). None of the
+    events of that call is stored."""
+
+    def __init__(self, tenant: str, event_type: str, size: int, limit: int) -> None:
+        self.tenant = tenant
+        self.event_type = event_type
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"event {event_type} of {tenant!r} is {size} bytes, more than the log's limit "
+            f"of {limit}: nothing stored"
+        )
+
+
+class StorageLimitError(EventLogError):
+    """Raised at start when the NATS server cannot reserve a store's size limit (its
+    ``max_bytes``): the message names the setting to lower."""
 
 
 class UndecodableEventError(EventLogError):

@@ -15,11 +15,13 @@ from typing import Final
 from ._tenant import event_subject
 from .catalogue import Event
 from .chain import ChainKey, Head, Sealed, seal
-from .errors import ConcurrencyConflictError, TenantQuarantinedError
+from .errors import ConcurrencyConflictError, EventTooLargeError, TenantQuarantinedError
 from .quarantine import TenantLog, check_tenant
 from .records import Record, StoredMessage, Undecodable, decode_stored
+from .storage import StorageUse
 
 __all__ = [
+    "HEADER_ALLOWANCE",
     "MAX_CHUNK",
     "ChainedLog",
     "EventLog",
@@ -32,6 +34,9 @@ __all__ = [
 
 MAX_CHUNK: Final = 4096
 """The most messages one :meth:`EventLog.read_chunks` chunk holds (it bounds the buffer)."""
+HEADER_ALLOWANCE: Final = 512
+"""Bytes counted for an event's headers (id, expected sequence, MAC, stream) when its size is
+checked against the log's message size limit before anything is published."""
 
 
 class WrongLastSequenceError(Exception):
@@ -52,8 +57,10 @@ class EventLog(abc.ABC):
         Raises:
             InvalidTenantError: ``tenant`` is not a valid id (nothing is published).
             ValueError: an event belongs to another tenant.
+            EventTooLargeError: an event is larger than the log takes (nothing is stored).
             ConcurrencyConflictError: another writer appended after ``head``.
             TenantQuarantinedError: a message that does not verify was stored after ``head``.
+            EventLogFullError: the log is at its size limit (what was stored before stays).
             EventLogUnavailableError: the store did not answer after retries.
         """
 
@@ -111,6 +118,14 @@ class EventLog(abc.ABC):
     async def tenants(self) -> list[str]:
         """Every tenant with at least one event, sorted."""
 
+    @abc.abstractmethod
+    async def storage(self) -> list[StorageUse]:
+        """How full the log is (first) and the other stores kept beside it, if any.
+
+        Raises:
+            EventLogUnavailableError: the store did not answer.
+        """
+
 
 class ChainedLog(EventLog):
     """Chained, optimistic, idempotent ``append`` over an adapter's single-event publish."""
@@ -137,13 +152,34 @@ class ChainedLog(EventLog):
 
         Raises:
             WrongLastSequenceError: the subject's last sequence differs.
+            EventTooLargeError: the store refused the message's size.
+            EventLogFullError: the store is at its size limit.
             EventLogUnavailableError: no answer after retries with the same ``Nats-Msg-Id``.
         """
+
+    @abc.abstractmethod
+    async def _max_message_bytes(self) -> int | None:
+        """The largest message the store takes, headers included (None: no limit known)."""
+
+    async def _check_sizes(self, tenant: str, events: Sequence[Event], head: Head) -> None:
+        """Refuse the whole call before publishing anything if one event is too large: an
+        append is never left half-written by a size limit."""
+        limit = await self._max_message_bytes()
+        if limit is None:
+            return
+        prev = head.mac
+        for event in events:
+            sealed = seal(event, prev, self._key)
+            size = len(sealed.data) + HEADER_ALLOWANCE
+            if size > limit:
+                raise EventTooLargeError(tenant, type(event).__name__, size, limit)
+            prev = sealed.mac
 
     async def append(self, tenant: str, events: Sequence[Event], head: Head) -> Head:
         subject = event_subject(tenant)
         if any(event.tenant != tenant for event in events):
             raise ValueError(f"every event appended for {tenant!r} must belong to it")
+        await self._check_sizes(tenant, events, head)
         pending = list(events)
         while pending:
             sealed = seal(pending[0], head.mac, self._key)

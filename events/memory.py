@@ -8,32 +8,60 @@ from datetime import UTC, datetime
 import anyio
 
 from ._tenant import event_subject, tenant_of_subject, validate_tenant
-from .chain import ChainKey, Head, Sealed
+from .chain import MAC_HEADER, ChainKey, Head, Sealed
+from .errors import EventLogFullError, EventTooLargeError
 from .log import (
+    HEADER_ALLOWANCE,
     MAX_CHUNK,
     ChainedLog,
     StoredMessage,
     WrongLastSequenceError,
 )
+from .storage import StorageLimits, StorageUse
 
 __all__ = ["MemoryEventLog"]
 
 
 class MemoryEventLog(ChainedLog):
-    """A single-process log. ``inject`` stores raw bytes (for tests of bad data)."""
+    """A single-process log. ``inject`` stores raw bytes (for tests of bad data).
 
-    def __init__(self, key: ChainKey) -> None:
+    With ``limits`` it refuses, as the JetStream stream does, messages larger than
+    ``max_msg_size`` and new messages once it holds ``max_bytes`` or ``max_msgs``.
+    """
+
+    def __init__(self, key: ChainKey, *, limits: StorageLimits | None = None) -> None:
         super().__init__(key)
         # (subject, data, mac, msg id, stored at); index i is stream sequence i + 1.
         self._messages: list[tuple[str, bytes, str, str, datetime]] = []
         self._last_by_subject: dict[str, int] = {}
         self._changed = anyio.Event()
+        self._limits = limits
+        self._bytes = 0
 
     async def _publish(self, subject: str, sealed: Sealed, expected_seq: int) -> int:
         actual = self._last_by_subject.get(subject, 0)
         if actual != expected_seq:
             raise WrongLastSequenceError(actual)
+        limits = self._limits
+        if limits is not None:
+            size = len(sealed.data) + HEADER_ALLOWANCE
+            tenant = sealed.event.tenant
+            if size > limits.max_msg_size:
+                raise EventTooLargeError(
+                    tenant, type(sealed.event).__name__, size, limits.max_msg_size
+                )
+            if len(self._messages) >= limits.max_msgs:
+                raise EventLogFullError(tenant, "maximum messages exceeded")
+            if self._bytes + self._size(subject, sealed.data, sealed.mac) > limits.max_bytes:
+                raise EventLogFullError(tenant, "maximum bytes exceeded")
         return self._store(subject, sealed.data, sealed.mac, sealed.event.id)
+
+    async def _max_message_bytes(self) -> int | None:
+        return None if self._limits is None else self._limits.max_msg_size
+
+    @staticmethod
+    def _size(subject: str, data: bytes, mac: str) -> int:
+        return len(subject) + len(data) + len(MAC_HEADER) + len(mac)
 
     def inject(self, subject: str, data: bytes, mac: str = "", msg_id: str = "") -> int:
         """Store a message as-is, bypassing every check (a forger's or a bug's write)."""
@@ -41,6 +69,7 @@ class MemoryEventLog(ChainedLog):
 
     def _store(self, subject: str, data: bytes, mac: str, msg_id: str) -> int:
         self._messages.append((subject, data, mac, msg_id, datetime.now(UTC)))
+        self._bytes += self._size(subject, data, mac)
         seq = len(self._messages)
         self._last_by_subject[subject] = seq
         self._changed.set()
@@ -83,6 +112,18 @@ class MemoryEventLog(ChainedLog):
 
     async def last_seq(self) -> int:
         return len(self._messages)
+
+    async def storage(self) -> list[StorageUse]:
+        limits = self._limits
+        return [
+            StorageUse(
+                "memory",
+                self._bytes,
+                len(self._messages),
+                limits.max_bytes if limits else 0,
+                limits.max_msgs if limits else 0,
+            )
+        ]
 
     async def tenants(self) -> list[str]:
         found = set()

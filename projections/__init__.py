@@ -7,6 +7,7 @@ and :mod:`projections.render` are pure.
 
 from __future__ import annotations
 
+from ._gate import QUERY_LIMITS, QueryGate, QueryGateStatistics, QueryLimit
 from .errors import ProjectionError, ProjectionStoreError
 from .metrics import DEFAULT_WINDOW_S, METRIC_KEYS
 from .projector import Projector, ProjectorStatistics, RebuildResult, open_projector
@@ -17,6 +18,7 @@ from .store import FaultHook, ProjectionStore
 __all__ = [
     "DEFAULT_WINDOW_S",
     "METRIC_KEYS",
+    "QUERY_LIMITS",
     "QUERY_PREFIX",
     "FaultHook",
     "ProjectionError",
@@ -24,6 +26,9 @@ __all__ = [
     "ProjectionStoreError",
     "Projector",
     "ProjectorStatistics",
+    "QueryGate",
+    "QueryGateStatistics",
+    "QueryLimit",
     "RebuildResult",
     "open_projector",
     "render_metrics",

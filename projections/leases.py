@@ -4,15 +4,22 @@
 :mod:`projections.sql` (every column merges associatively, so any batching gives the same rows):
 
 - ``holder``, ``fence``, ``granted_at``: of the lease's first ``SessionLeased``;
-- ``expires_at``: of its last ``SessionLeased`` (a renewal repeats the event with a later one);
-- ``grants``: its ``SessionLeased`` events (the grant and each renewal);
+- ``expires_at``: of its last ``SessionLeased``: the expiry it was granted with;
+- ``grants``: its ``SessionLeased`` events (1; logs written before renewals left the log repeat
+  the event for each renewal);
 - ``ended_at``, ``end_reason``: of the first ``SessionReleased`` naming it (later ones change
   nothing).
 
+A renewal writes no event (the tenant's actor keeps the later expiry in the ``tgqr_leases``
+bucket), so the projections, which see only the log, show the *granted* expiry: a lease may run
+past ``expires_at`` here while its holder renews it. When it ended, and why, is always in the
+log (``ended_at``, ``end_reason``). The live expiry is what the holder's renew replies carry,
+and what a ``leased`` refusal names.
+
 The status view's ``lease_holder``/``lease_expires_at`` come from ``tenant_status`` (see
-:mod:`projections.sql`); the metrics here count, over a window: ``leases`` granted,
-``leases_expired`` (not renewed in time) and ``leases_revoked`` (the holder said the session is
-dead).
+:mod:`projections.sql`), with the same meaning; the metrics here count, over a window:
+``leases`` granted, ``leases_expired`` (not renewed in time) and ``leases_revoked`` (the holder
+said the session is dead).
 """
 
 from __future__ import annotations

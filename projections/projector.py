@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +27,7 @@ from anyio import to_thread
 
 from events import ChainKey, EventLog, StoredMessage
 
+from ._storage import storage_report, watch_storage
 from .metrics import DEFAULT_WINDOW_S
 from .store import REBUILD, FaultHook, ProjectionStore
 
@@ -72,6 +73,8 @@ class Projector:
     ``fault`` is a test hook handed to :meth:`ProjectionStore.apply_batch` (see
     :data:`projections.store.FaultHook`); ``clock`` gives "now" for metrics windows and lag.
     Batches: see the module docstring; at most ``max_buffered`` events wait in memory.
+    While it runs it reads how full the log and its buckets are every ``storage_every_s``
+    seconds (``sleep`` waits between readings) and logs a warning as one fills up.
     """
 
     def __init__(
@@ -85,6 +88,8 @@ class Projector:
         backlog_batch: int = 20_000,
         max_buffered: int = 40_000,
         fault: FaultHook | None = None,
+        storage_every_s: float = 60.0,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
         if not 1 <= max_batch <= backlog_batch <= max_buffered:
             raise ValueError("need 1 <= max_batch <= backlog_batch <= max_buffered")
@@ -96,6 +101,8 @@ class Projector:
         self._max_delay = max_delay
         self._max_buffered = max_buffered
         self._fault = fault
+        self._storage_every_s = storage_every_s
+        self._sleep = sleep
         self._buffer: list[StoredMessage] = []
         self._in_flight: list[StoredMessage] = []
         self._grown = anyio.Event()
@@ -143,6 +150,7 @@ class Projector:
         self._buffer.clear()
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._read, info.seq + 1)
+            tg.start_soon(watch_storage, self._log, self._storage_every_s, self._sleep)
             task_status.started()
             await self._write()
 
@@ -211,7 +219,8 @@ class Projector:
 
     async def health(self) -> dict[str, Any]:
         """Lag figures: ``lag_events`` = log's last sequence - checkpoint; ``lag_s`` = age of
-        the oldest event read but not yet applied (0 when caught up).
+        the oldest event read but not yet applied (0 when caught up); ``storage``: how full
+        the log and its buckets are, with a ``warning`` once one is 80% full.
 
         Raises:
             ProjectionStoreError: DuckDB failed.
@@ -234,6 +243,7 @@ class Projector:
             "last_seq": last,
             "checkpoint": info.seq,
             "duckdb": "ok",
+            "storage": storage_report(await self._log.storage()),
         }
 
     # -- rebuild -------------------------------------------------------------------------

@@ -12,6 +12,7 @@ renames the next over the live one in one transaction.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -106,6 +107,7 @@ class ProjectionStore:
                 con.execute(statement)
         except duckdb.Error as exc:
             raise ProjectionStoreError(f"cannot open projection store {path}: {exc}") from exc
+        _make_private(Path(path))
         return cls(con, key)
 
     def close(self) -> None:
@@ -327,3 +329,12 @@ class ProjectionStore:
         """Run a trivial query. Blocks. Raises ProjectionStoreError if DuckDB fails."""
         with self._cursor() as cur:
             cur.execute("SELECT 1").fetchall()
+
+
+def _make_private(path: Path) -> None:
+    """Take group and other permissions off the database file and its WAL (one made by an
+    older version or under a looser umask; tgqr's own umask keeps new ones private)."""
+    for file in (path, path.with_name(path.name + ".wal")):
+        with contextlib.suppress(FileNotFoundError):
+            if file.stat().st_mode & 0o077:
+                file.chmod(0o600)

@@ -32,6 +32,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "CliError",
+    "ServiceError",
     "connected",
     "data_dir",
     "request",
@@ -45,12 +46,24 @@ class CliError(Exception):
     """A user-facing failure: printed as one line, exit code 1."""
 
 
+class ServiceError(CliError):
+    """The service answered ``{"ok": false, ...}``; :attr:`code` is its error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+_CLOSED: Final = "the connection to NATS closed (did `tgqr up` stop?)"
+"""What a command says when NATS goes away under it."""
+
+
 def data_dir(args: argparse.Namespace) -> Path:
     """``--data``, else ``$TGQR_DATA``, else ``var``."""
     return Path(args.data or os.environ.get("TGQR_DATA", "var"))
 
 
-# Which role each command connects as (DESIGN.md, "Roles on NATS"); the rest are `app`.
+# Which role each command connects as (README, "Roles and credentials"); the rest are `app`.
 _ROLE_OF: Final[dict[tuple[str, str | None], Role]] = {
     ("up", None): "service",
     ("audit", None): "auditor",
@@ -106,9 +119,12 @@ async def _connect(args: argparse.Namespace, violations: Violations) -> tuple[Cl
             violations=violations,
         )
     except NatsConnectError as exc:
-        refused = "connection refused" in str(exc)
-        stale = f" ({url_file} is stale: is `tgqr up` running?)" if url_file and refused else ""
-        raise CliError(f"{exc}{stale}") from None
+        text = str(exc)
+        if url_file is not None and "connection refused" in text:
+            text += f" ({url_file} is stale: is `tgqr up` running?)"
+        elif "refused the credentials" in text and "(no credentials)" in text:
+            text += ": pass --creds FILE, --nkey FILE or nats://USER:PASSWORD@HOST"
+        raise CliError(text) from None
     except ConfigError as exc:
         raise CliError(str(exc)) from None
     return nc, auth
@@ -134,6 +150,8 @@ async def connected(args: argparse.Namespace) -> AsyncIterator[Client]:
         if violations.seen and not isinstance(exc, CliError):
             what = violations.seen[0].removeprefix("nats: ").strip("'")
             raise CliError(_refusal(auth, what)) from None
+        if isinstance(exc, nats.errors.TimeoutError):
+            raise CliError("NATS did not answer in time") from None
         raise
     finally:
         await nc.close()
@@ -149,31 +167,40 @@ async def request(
     """The service's reply to ``body`` on ``subject``; blocks for at most ``wait_s``.
 
     Raises:
-        CliError: nobody answers, no answer in time, or the reply is ``{"ok": false, ...}``.
+        ServiceError: the reply is ``{"ok": false, ...}``.
+        CliError: nobody answers, no answer in time, or the connection closed.
     """
     auth, violations = _VIOLATIONS.get(nc, (NatsAuth("app"), Violations()))
     refused: list[str] = []
+    failed: list[str] = []
     msg = None
-    try:
-        async with anyio.create_task_group() as tg:
+    # Failures are noted inside the task group and raised after it (a task group wraps
+    # whatever its body raises in an exception group).
+    async with anyio.create_task_group() as tg:
 
-            async def watch(after: int = len(violations.seen)) -> None:
-                await violations.wait(after)
-                refused.append(subject)
-                tg.cancel_scope.cancel()
-
-            tg.start_soon(watch)
-            msg = await nc.request(subject, json.dumps(body).encode(), timeout=wait_s)
+        async def watch(after: int = len(violations.seen)) -> None:
+            await violations.wait(after)
+            refused.append(subject)
             tg.cancel_scope.cancel()
-    except nats.errors.NoRespondersError:
-        raise CliError(f"no tgqr service answers on {subject}: is `tgqr up` running?") from None
-    except nats.errors.TimeoutError:
-        raise CliError(f"no answer on {subject} within {wait_s:.0f}s") from None
+
+        tg.start_soon(watch)
+        try:
+            msg = await nc.request(subject, json.dumps(body).encode(), timeout=wait_s)
+        except nats.errors.NoRespondersError:
+            failed.append(f"no tgqr service answers on {subject}: is `tgqr up` running?")
+        except nats.errors.TimeoutError:
+            failed.append(f"no answer on {subject} within {wait_s:.0f}s")
+        except (nats.errors.ConnectionClosedError, nats.errors.ConnectionDrainingError):
+            failed.append(_CLOSED)
+        tg.cancel_scope.cancel()
+    if failed:
+        raise CliError(failed[0])
     if refused or msg is None:
         raise CliError(_refusal(auth, f"it may not publish to {subject}"))
     reply: dict[str, Any] = json.loads(msg.data)
     if not reply.get("ok"):
         error = reply.get("error") or {}
         extra = f" (retry in {error['retry_after_s']}s)" if "retry_after_s" in error else ""
-        raise CliError(f"{error.get('code', 'error')}: {error.get('message', '')}{extra}")
+        code = str(error.get("code", "error"))
+        raise ServiceError(code, f"{code}: {error.get('message', '')}{extra}")
     return reply

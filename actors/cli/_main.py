@@ -14,19 +14,19 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from datetime import datetime
-from typing import NoReturn
+from typing import NoReturn, cast
 
 import anyio
 import msgspec
 
+from actors.keyfiles import PRIVATE_UMASK
+from actors.login import MAX_TTL_S
 from actors.service import (
     ConfigError,
     NatsConnectError,
     NatsServerError,
     ServiceConfig,
 )
-from events import InvalidTenantError, validate_tenant
 
 from ._admin import (
     cmd_audit,
@@ -36,34 +36,21 @@ from ._admin import (
     cmd_status,
     cmd_vault_rotate,
 )
+from ._args import CliParser, int_in, iso_time, tenant_arg
 from ._connection import EXIT_FAIL, EXIT_OK, CliError, data_dir
 from ._link import cmd_link
 from ._login import cmd_login, cmd_simple
+from ._page import add_page_command
 from ._session import add_session_commands
 from ._tenant import cmd_tenant_repair
 
 __all__ = ["main"]
 
 
-def _tenant(value: str) -> str:
-    try:
-        return validate_tenant(value)
-    except InvalidTenantError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 async def _cmd_up(args: argparse.Namespace) -> int:
     from actors.service import lock_data_dir
 
-    # Before anything else: a second `tgqr up` on this directory changes nothing in it.
-    with lock_data_dir(data_dir(args)):
-        return await _serve(args)
-
-
-async def _serve(args: argparse.Namespace) -> int:
-    from actors.service import run_service, tune_gc
-
-    tune_gc()
+    # Settings first (they write nothing): a mistake there leaves the directory untouched.
     config = ServiceConfig.from_env(
         data_dir=data_dir(args),
         nats=args.nats,
@@ -72,6 +59,15 @@ async def _serve(args: argparse.Namespace) -> int:
         replicas=args.replicas,
         http=args.http,
     )
+    # Before anything else: a second `tgqr up` on this directory changes nothing in it.
+    with lock_data_dir(config.data_dir):
+        return await _serve(config)
+
+
+async def _serve(config: ServiceConfig) -> int:
+    from actors.service import run_service, tune_gc
+
+    tune_gc()
     async with anyio.create_task_group() as tg:
         running = await tg.start(run_service, config)
         mode = "simulator" if running.sim else "Telegram"
@@ -101,16 +97,8 @@ async def _cmd_demo(args: argparse.Namespace) -> int:
 # --- parser ------------------------------------------------------------------------------
 
 
-def _time(value: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO time: {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.astimezone()
-
-
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = CliParser(add_help=False)
     common.add_argument(
         "--nats", help="NATS URL[,URL...] (default: the embedded server of `tgqr up`)"
     )
@@ -121,13 +109,20 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--nkey", metavar="FILE", help="NATS nkey seed file (default: $TGQR_NATS_NKEY)"
     )
-    parser = argparse.ArgumentParser(
-        prog="tgqr", description="Telegram QR logins for many tenants."
+    parser = CliParser(prog="tgqr", description="Telegram QR logins for many tenants.")
+    # (typed as plain ArgumentParser's: the session and page commands register themselves)
+    sub = cast(
+        "argparse._SubParsersAction[argparse.ArgumentParser]",
+        parser.add_subparsers(dest="command", required=True, metavar="COMMAND"),
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     up = sub.add_parser("up", parents=[common], help="serve until SIGINT/SIGTERM")
-    up.add_argument("--replicas", type=int, default=1, help="stream and bucket replicas")
+    up.add_argument(
+        "--replicas",
+        type=int_in(1),
+        default=1,
+        help="stream and bucket replicas (1..5; above 1 needs a cluster: --nats)",
+    )
     up.add_argument(
         "--http",
         metavar="HOST:PORT",
@@ -136,9 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
     up.set_defaults(run=_cmd_up)
 
     login = sub.add_parser("login", parents=[common], help="log a tenant in by QR")
-    login.add_argument("tenant", type=_tenant)
-    login.add_argument("--expect-user", type=int, help="only this Telegram user id may log in")
-    login.add_argument("--ttl", type=int, help="seconds the attempt may take (1..600)")
+    login.add_argument("tenant", type=tenant_arg)
+    login.add_argument(
+        "--expect-user", type=int_in(1), help="only this Telegram user id may log in"
+    )
+    login.add_argument(
+        "--ttl", type=int_in(1, MAX_TTL_S), help="seconds the attempt may take (1..600)"
+    )
     login.add_argument("--force", action="store_true", help="replace an active or authorized login")
     login.set_defaults(run=cmd_login)
 
@@ -148,28 +147,30 @@ def build_parser() -> argparse.ArgumentParser:
         ("logout", "log the authorized session out"),
     ):
         p = sub.add_parser(verb, parents=[common], help=text)
-        p.add_argument("tenant", type=_tenant)
+        p.add_argument("tenant", type=tenant_arg)
         p.set_defaults(run=cmd_simple)
 
     link = sub.add_parser("link", parents=[common], help="print a link to the login page")
-    link.add_argument("tenant", type=_tenant)
-    link.add_argument("--ttl", type=int, help="seconds the link works (1..600, default 600)")
+    link.add_argument("tenant", type=tenant_arg)
+    link.add_argument(
+        "--ttl", type=int_in(1, MAX_TTL_S), help="seconds the link works (1..600, default 600)"
+    )
     link.set_defaults(run=cmd_link)
 
     status = sub.add_parser("status", parents=[common], help="status projection")
-    status.add_argument("tenant", nargs="?", type=_tenant)
+    status.add_argument("tenant", nargs="?", type=tenant_arg)
     status.add_argument("--json", action="store_true")
     status.set_defaults(run=cmd_status)
 
     metrics = sub.add_parser("metrics", parents=[common], help="metrics projection")
-    metrics.add_argument("--window", type=int, help="window in seconds")
+    metrics.add_argument("--window", type=int_in(1), help="window in seconds")
     metrics.add_argument("--json", action="store_true")
     metrics.set_defaults(run=cmd_metrics)
 
     audit = sub.add_parser("audit", parents=[common], help="replay the event log from JetStream")
-    audit.add_argument("tenant", nargs="?", type=_tenant)
-    audit.add_argument("--since", type=_time)
-    audit.add_argument("--until", type=_time)
+    audit.add_argument("tenant", nargs="?", type=tenant_arg)
+    audit.add_argument("--since", type=iso_time)
+    audit.add_argument("--until", type=iso_time)
     audit.add_argument("--type", action="append", help="event type (repeatable)")
     audit.add_argument(
         "--verify", action="store_true", help="check the hash chains; exit 1 on a break"
@@ -191,9 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     ssub = sim.add_subparsers(dest="action", required=True, metavar="ACTION")
     scan = ssub.add_parser("scan", parents=[common], help="the phone scans a QR")
     target = scan.add_mutually_exclusive_group(required=True)
-    target.add_argument("--tenant", type=_tenant)
+    target.add_argument("--tenant", type=tenant_arg)
     target.add_argument("--url")
-    scan.add_argument("--user", type=int, required=True)
+    scan.add_argument("--user", type=int_in(1), required=True)
     secret = scan.add_mutually_exclusive_group()
     # No value on the command line (other users see it): ask, as `tgqr password` does.
     secret.add_argument(
@@ -202,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the account has 2FA: ask for its password (no echo, or one line of stdin)",
     )
     secret.add_argument("--password-file", metavar="FILE", help="read the 2FA password from FILE")
-    scan.add_argument("--dc", type=int)
+    scan.add_argument("--dc", type=int_in(1, 5))
     scan.set_defaults(run=cmd_sim_scan)
 
     tenant = sub.add_parser("tenant", help="tenant maintenance")
@@ -210,12 +211,13 @@ def build_parser() -> argparse.ArgumentParser:
     repair = tsub.add_parser(
         "repair", parents=[common], help="show a quarantined tenant's bad messages, release it"
     )
-    repair.add_argument("tenant", type=_tenant)
+    repair.add_argument("tenant", type=tenant_arg)
     repair.add_argument("--yes", action="store_true", help="release without asking")
     repair.add_argument("--note", default="", help="why (kept in the QuarantineLifted event)")
     repair.set_defaults(run=cmd_tenant_repair)
 
-    add_session_commands(sub, common, _tenant)
+    add_session_commands(sub, common, tenant_arg)
+    add_page_command(sub, common)
 
     demo = sub.add_parser("demo", parents=[common], help="what `make demo` runs")
     demo.set_defaults(run=_cmd_demo)
@@ -259,6 +261,8 @@ def _report(exc: BaseException) -> NoReturn:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tgqr`` console script."""
+    # Whatever tgqr or its children (nats-server, DuckDB) create is its user's only.
+    os.umask(PRIVATE_UMASK)
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=_log_level(args.command),

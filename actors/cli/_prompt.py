@@ -1,8 +1,9 @@
 """Reading a 2FA password: without echo from a terminal, else one line of standard input.
 
-On a terminal the read waits in the event loop (no worker thread), so Ctrl-C cancels it at
-once like any other wait, and the terminal's echo is restored on every path. ``tgqr`` then
-reports the interrupt in one line (see :func:`actors.cli._main.main`).
+On a terminal, a pipe or a socket the read waits in the event loop (no worker thread), so
+Ctrl-C, or the login ending elsewhere, cancels it at once like any other wait, and the
+terminal's echo is restored on every path. ``tgqr`` then reports the interrupt in one line
+(see :func:`actors.cli._main.main`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import getpass
 import os
 import signal
+import stat
 import sys
 import termios
 
@@ -29,6 +31,27 @@ def _from_stdin() -> str:
     return line.rstrip("\n")
 
 
+async def _line_of(fd: int) -> str:
+    """The next line of a non-terminal ``fd``, read a byte at a time (the next prompt's line
+    stays in the pipe); waits in the event loop where it can (pipes, sockets).
+
+    Raises:
+        CliError: the input ended before a line.
+    """
+    waits = stat.S_ISFIFO(os.fstat(fd).st_mode) or stat.S_ISSOCK(os.fstat(fd).st_mode)
+    line = b""
+    while not line.endswith(b"\n") and len(line) < _MAX:
+        if waits:
+            await anyio.wait_readable(fd)
+        byte = os.read(fd, 1)
+        if not byte:
+            break
+        line += byte
+    if not line:
+        raise CliError("no password on standard input")
+    return line.decode(errors="replace").rstrip("\r\n")
+
+
 async def read_password(prompt: str) -> str:
     """The password typed at ``prompt`` (no echo), or the next line of a non-terminal stdin.
     Blocks until a line is complete; cancellable at any point (Ctrl-C).
@@ -38,7 +61,7 @@ async def read_password(prompt: str) -> str:
     """
     fd = sys.stdin.fileno()
     if not os.isatty(fd):
-        return _from_stdin()
+        return await _line_of(fd)
     saved = termios.tcgetattr(fd)
     quiet = list(saved)
     quiet[3] &= ~termios.ECHO

@@ -4,8 +4,9 @@
 opens the sealed session and writes it to ``--out FILE`` (mode 0600) and/or, with ``--print``,
 to stdout (nothing else goes to stdout then, so ``$(tgqr session lease ... --print)`` is the
 session). The CLI does not renew: the lease ends at ``expires_at`` unless released earlier.
-Its id is kept in ``<data>/leases/<tenant>.json`` (0600, never the session), so ``release``
-finds it without ``--lease-id``.
+Its id and its proof (the secret tgqr sealed to this key pair, which ``release`` must show) are
+kept in ``<data>/leases/<tenant>.json`` (0600, never the session), so ``release`` proves it is
+the holder without ``--lease-id``; without that file nobody can release the lease early.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from actors.hpke import KeyPair, SealedOpenError, lease_info
+from actors.hpke import KeyPair, SealedOpenError, lease_info, proof_info
 
 from ._connection import EXIT_OK, CliError, connected, data_dir, request
 
@@ -51,17 +52,25 @@ async def cmd_session_lease(args: argparse.Namespace) -> int:
     }
     async with connected(args) as nc:
         reply = await request(nc, f"tgqr.session.{args.tenant}.lease", body)
-    info = lease_info(args.tenant, reply["lease_id"], int(reply["fence"]))
+    lease_id, fence = reply["lease_id"], int(reply["fence"])
     try:
-        session = keys.open(base64.b64decode(reply["sealed"], validate=True), info).decode()
-    except (SealedOpenError, ValueError):
-        raise CliError("the sealed session in the reply does not open") from None
+        session = keys.open(
+            base64.b64decode(reply["sealed"], validate=True),
+            lease_info(args.tenant, lease_id, fence),
+        ).decode()
+        proof = keys.open(
+            base64.b64decode(reply["proof_sealed"], validate=True),
+            proof_info(args.tenant, lease_id, fence),
+        )
+    except (SealedOpenError, ValueError, KeyError):
+        raise CliError("the sealed session or proof in the reply does not open") from None
     record: dict[str, Any] = {
         key: reply[key] for key in ("tenant", "lease_id", "fence", "expires_at", "user_id")
     }
     record["holder"] = args.holder
+    record["proof"] = base64.b64encode(proof).decode()
     lease_file = _lease_file(args)
-    lease_file.parent.mkdir(parents=True, exist_ok=True)
+    lease_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     _write_private(lease_file, json.dumps(record) + "\n")
     if args.out is not None:
         _write_private(Path(args.out), session + "\n")
@@ -80,22 +89,27 @@ async def cmd_session_lease(args: argparse.Namespace) -> int:
 
 
 async def cmd_session_release(args: argparse.Namespace) -> int:
-    """Release ``args.tenant``'s lease (``--lease-id``, else the one ``lease`` recorded)."""
+    """Release ``args.tenant``'s lease: the one ``lease`` recorded (``--lease-id``: only if it
+    is that one), proven with the proof recorded beside it."""
     lease_file = _lease_file(args)
-    lease_id = args.lease_id
-    if lease_id is None:
-        try:
-            lease_id = json.loads(lease_file.read_text())["lease_id"]
-        except (OSError, ValueError, KeyError):
-            raise CliError(
-                f"no lease of {args.tenant} recorded in {lease_file}: pass --lease-id ID"
-            ) from None
-    body = {"lease_id": lease_id, "revoked": bool(args.revoked)}
+    try:
+        record = json.loads(lease_file.read_text())
+        lease_id, proof = str(record["lease_id"]), str(record["proof"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise CliError(
+            f"no lease of {args.tenant} with its proof in {lease_file}: only the holder that "
+            "leased it can release it early (else it ends at its expiry)"
+        ) from None
+    if args.lease_id is not None and args.lease_id != lease_id:
+        raise CliError(
+            f"lease {args.lease_id} is not the one recorded in {lease_file} ({lease_id}): "
+            "only the holder that leased it can release it early"
+        )
+    body = {"lease_id": lease_id, "revoked": bool(args.revoked), "proof": proof}
     async with connected(args) as nc:
         await request(nc, f"tgqr.session.{args.tenant}.release", body)
     with contextlib.suppress(OSError):
-        if args.lease_id is None or json.loads(lease_file.read_text())["lease_id"] == lease_id:
-            lease_file.unlink()
+        lease_file.unlink()
     then = "; logged out (revoked)" if args.revoked else ""
     print(f"{args.tenant}: lease {lease_id} released{then}")
     return EXIT_OK
@@ -119,7 +133,9 @@ def add_session_commands(
     lease.set_defaults(run=cmd_session_lease)
     release = ssub.add_parser("release", parents=[common], help="end the lease")
     release.add_argument("tenant", type=tenant)
-    release.add_argument("--lease-id", help="default: the lease `session lease` recorded")
+    release.add_argument(
+        "--lease-id", help="check that the recorded lease is this one (its proof is recorded)"
+    )
     release.add_argument(
         "--revoked", action="store_true", help="the session is dead or leaked: log it out too"
     )

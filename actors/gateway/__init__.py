@@ -1,5 +1,5 @@
-"""What faces clients: the command endpoint, its body parsing, rate limits and dedupe, and the
-session lease endpoint."""
+"""What faces clients: the command endpoint, its body parsing, rate limits and dedupe, the
+session lease endpoint, and the ``tgqr`` micro service they share (bounded, ``$SRV`` limited)."""
 
 from __future__ import annotations
 
@@ -22,10 +22,17 @@ from ._ratelimit import (
     RateLimiterStatistics,
     UnknownVerbError,
 )
+from ._service import (
+    SRV_PER_S,
+    open_micro_service,
+)
 from ._sessions import (
     SESSION_LIMITS,
     SESSION_SUBJECT,
     SessionEndpoint,
+)
+from ._throttle import (
+    Repeats,
 )
 
 __all__ = [
@@ -34,13 +41,16 @@ __all__ = [
     "DEFAULT_LIMITS",
     "SESSION_LIMITS",
     "SESSION_SUBJECT",
+    "SRV_PER_S",
     "CommandEndpoint",
     "DedupeStore",
     "KvDedupe",
     "MemoryDedupe",
     "RateLimiter",
     "RateLimiterStatistics",
+    "Repeats",
     "SessionEndpoint",
     "UnknownVerbError",
     "error_reply",
+    "open_micro_service",
 ]

@@ -6,34 +6,39 @@ the tenant's *turn* (a chain of events per tenant), so one tenant's commands rea
 in the order they arrived while the waits run concurrently (one task per request). The reply
 is sent only once the actor answered, that is after the command's first event is stored.
 
+The queue -> admit -> serve skeleton is :mod:`._admission`, shared with the session endpoint;
+this module adds what only commands have: the ``link`` verb, per-tenant turns and durable claims.
+
 A ``Nats-Msg-Id`` is deduplicated per subject (tenant and verb) within the window: in this
 process by the command in flight, across restarts and instances by a durable claim
 (:mod:`._dedupe`). A repeat gets the first reply and produces nothing new. A command that never
-ran (``unavailable``, ``rate_limited``) gives its claim up, so a retry runs it.
+ran (``unavailable``, ``rate_limited``) gives both up, so a retry with the same id runs it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Final
 
 import anyio
 import msgspec
 from anyio.abc import TaskStatus
 from nats.aio.client import Client
-from nats.micro import add_service
 from nats.micro.request import Request
 
 from actors.login import Cancel, Logout, Mail, Password, Start
 from actors.supervision import TenantSupervisor
 from actors.telemetry import Telemetry
 
+from ._admission import Admission, Ticket
 from ._dedupe import DEDUPE_ERRORS, PENDING, DedupeStore, dedupe_key, wait_settled
 from ._parse import BadRequestError, LinkRequest, error_reply, parse_command
-from ._pending import Pending, RecentIds, rate_limited, respond, submit, wait_answer
+from ._pending import Pending, rate_limited, submit
 from ._ratelimit import RateLimiter
+from ._service import MicroEndpoint, open_micro_service
 
 __all__ = ["COMMAND_SUBJECT", "CommandEndpoint", "error_reply"]
 
@@ -42,8 +47,6 @@ log = logging.getLogger("tgqr.commands")
 COMMAND_SUBJECT: Final = "tgqr.cmd.*.*"
 _encoder: Final = msgspec.json.Encoder()
 
-MicroEndpoint = tuple[str, str, Callable[[Request], Awaitable[None]]]
-"""(name, subject, handler) of another endpoint of the ``tgqr`` service (the session leases)."""
 LinkIssuer = Callable[[str, int], Mapping[str, object]]
 """(tenant, ttl_s) -> the ``link`` reply's fields (``url``, ``expires_at``)."""
 
@@ -95,62 +98,58 @@ class CommandEndpoint:
         self._dedupe = dedupe
         self._telemetry = telemetry
         self._reply_timeout_s = reply_timeout_s
-        self._dedupe_window_s = dedupe_window_s
-        self._dedupe_max = dedupe_max
         self._version = version
         self._links = links
         self._more_endpoints = tuple(more_endpoints)
-        # (subject, msg id) -> (expiry, pending): repeats while the first is in this process.
-        self._seen = RecentIds(dedupe_window_s, dedupe_max)
+        self._admission = Admission(
+            self._decide,
+            name="commands",
+            monotonic=monotonic,
+            telemetry=telemetry,
+            reply_timeout_s=reply_timeout_s,
+            dedupe_window_s=dedupe_window_s,
+            dedupe_max=dedupe_max,
+        )
         self._turns: dict[str, anyio.Event] = {}  # tenant -> the last turn's "went" event
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Register the micro service and serve; on cancellation stop taking commands first."""
-        send, receive = anyio.create_memory_object_stream[Request](1024)
-
-        async def enqueue(request: Request) -> None:
-            await send.send(request)
-
-        service = await add_service(
-            self._nc, name="tgqr", version=self._version, description="tgqr QR-login commands"
-        )
-        try:
-            await service.add_endpoint(name="command", subject=COMMAND_SUBJECT, handler=enqueue)
-            for name, subject, handler in self._more_endpoints:  # one service, one $SRV answer
-                await service.add_endpoint(name=name, subject=subject, handler=handler)
-            async with anyio.create_task_group() as tg, send, receive:
+        endpoints = [("command", COMMAND_SUBJECT, self._admission.enqueue), *self._more_endpoints]
+        async with anyio.create_task_group() as tg:
+            await tg.start(self._admission.run)
+            async with open_micro_service(
+                self._nc,
+                name="tgqr",
+                version=self._version,
+                description="tgqr QR-login commands",
+                endpoints=endpoints,  # one service, one $SRV answer per instance
+                telemetry=self._telemetry,
+                monotonic=self._monotonic,
+            ):
                 task_status.started()
-                async for request in receive:
-                    tg.start_soon(self._serve, request, self._admit(request))
-        finally:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(2):
-                await service.stop()
+                await anyio.sleep_forever()
 
-    def _admit(self, request: Request) -> Pending | _Turn | bytes:
+    def _decide(self, request: Request, msg_id: str | None, _now: float) -> Ticket:
         """In arrival order, without awaiting: a reply, a submitted command, or a turn."""
         try:
             tenant, verb, command = parse_command(request.subject, request.data)
         except BadRequestError as exc:
-            return exc.reply
+            return Ticket(reply=exc.reply)
         if isinstance(command, LinkRequest):
-            return self._link(tenant, command.ttl_s)
-        headers = request.headers or {}
-        msg_id = headers.get("Nats-Msg-Id")
-        key: str | None = None
-        if msg_id:
-            seen = self._seen.get((request.subject, msg_id), self._monotonic())
-            if seen is not None:
-                return seen
-            key = dedupe_key(request.subject, msg_id) if self._dedupe is not None else None
-        parsed = _Parsed(tenant, verb, command, headers, key)
+            return Ticket(reply=self._link(tenant, command.ttl_s))
+        key = dedupe_key(request.subject, msg_id) if msg_id and self._dedupe is not None else None
+        parsed = _Parsed(tenant, verb, command, request.headers or {}, key)
         pending = Pending(tenant, verb)
-        if msg_id:
-            self._seen.put((request.subject, msg_id), pending, self._monotonic())
         if key is None and tenant not in self._turns:
-            return self._submit(parsed, pending)
+            self._submit(parsed, pending)
+            return Ticket(pending=pending)
         turn = _Turn(parsed, pending, self._turns.get(tenant))
         self._turns[tenant] = turn.mine
-        return turn
+        return Ticket(
+            pending=pending,
+            prepare=partial(self._take_turn, turn),
+            finish=partial(self._record, turn),
+        )
 
     def _link(self, tenant: str, ttl_s: int) -> bytes:
         """``link``: a signed link to the tenant's page, from here (rate limited, no event)."""
@@ -161,21 +160,28 @@ class CommandEndpoint:
             return error_reply("unavailable", "this service serves no web page (no --http)")
         return _encoder.encode({"ok": True, **self._links(tenant, ttl_s)})
 
-    def _submit(self, parsed: _Parsed, pending: Pending) -> Pending:
+    def _submit(self, parsed: _Parsed, pending: Pending) -> None:
         """Rate limit, span, and the tenant's mailbox (synchronous: keeps the order)."""
         tenant, verb = parsed.tenant, parsed.verb
         retry_after = self._limiter.check(tenant, verb, self._monotonic())
         if retry_after is not None:
             pending.answer_raw(rate_limited(tenant, verb, retry_after, self._telemetry, "commands"))
-            return pending
+            return
         submit(self._supervisor, pending, parsed.command, parsed.headers, self._telemetry)
-        return pending
 
-    async def _take_turn(self, turn: _Turn) -> bool:
-        """Wait for the earlier commands of the tenant, then claim the durable key.
+    async def _take_turn(self, turn: _Turn) -> None:
+        """Wait for the earlier commands of the tenant, claim the durable key, then submit
+        (unless the claim shows a repeat: its reply is then set)."""
+        try:
+            if await self._claim(turn):
+                self._submit(turn.parsed, turn.pending)
+        finally:
+            turn.mine.set()
+            if self._turns.get(turn.parsed.tenant) is turn.mine:
+                del self._turns[turn.parsed.tenant]
 
-        Whether the command is to be submitted (False: a repeat, its reply is set).
-        """
+    async def _claim(self, turn: _Turn) -> bool:
+        """Whether the command is to be submitted (False: a repeat, its reply is set)."""
         parsed, pending = turn.parsed, turn.pending
         if turn.after is not None:
             await turn.after.wait()
@@ -193,43 +199,18 @@ class CommandEndpoint:
             return True
         if first == PENDING:
             first = await wait_settled(self._dedupe, parsed.key, self._reply_timeout_s)
-        pending.answer_raw(
-            first
-            or error_reply("unavailable", f"{parsed.verb} with this id is still running; retry")
-        )
+        if first:
+            pending.answer_raw(first, ran=True)
+        else:
+            pending.answer_raw(
+                error_reply("unavailable", f"{parsed.verb} with this id is still running; retry")
+            )
         return False
 
-    async def _serve(self, request: Request, admitted: Pending | _Turn | bytes) -> None:
-        """Send the one reply: the actor's answer, or ``unavailable`` if the command did not
-        start in time (it then never runs) or the service stops first."""
-        pending: Pending | bytes = admitted.pending if isinstance(admitted, _Turn) else admitted
-        try:
-            if isinstance(admitted, _Turn):
-                try:
-                    if await self._take_turn(admitted):
-                        self._submit(admitted.parsed, admitted.pending)
-                finally:
-                    self._end_turn(admitted)
-            if isinstance(pending, Pending):
-                await wait_answer(pending, self._reply_timeout_s)
-        except anyio.get_cancelled_exc_class():
-            if isinstance(pending, Pending):
-                pending.settle("the service is stopping; retry")
-            with anyio.CancelScope(shield=True), anyio.move_on_after(1):
-                await respond(request, _reply_of(pending))
-            raise
-        if isinstance(admitted, _Turn) and admitted.owned and admitted.parsed.key is not None:
-            await self._record(admitted.parsed.key, admitted.pending)
-        await respond(request, _reply_of(pending))
-
-    def _end_turn(self, turn: _Turn) -> None:
-        turn.mine.set()
-        if self._turns.get(turn.parsed.tenant) is turn.mine:
-            del self._turns[turn.parsed.tenant]
-
-    async def _record(self, key: str, pending: Pending) -> None:
+    async def _record(self, turn: _Turn) -> None:
         """Keep the reply of a command that ran; give the claim up for one that did not."""
-        if self._dedupe is None or not pending.done.is_set():
+        key, pending = turn.parsed.key, turn.pending
+        if self._dedupe is None or key is None or not turn.owned or not pending.done.is_set():
             return
         try:
             if pending.ran:
@@ -238,7 +219,3 @@ class CommandEndpoint:
                 await self._dedupe.release(key)
         except DEDUPE_ERRORS as exc:
             log.warning("dedupe store unavailable (%s)", type(exc).__name__)
-
-
-def _reply_of(pending: Pending | bytes) -> bytes:
-    return pending if isinstance(pending, bytes) else pending.reply

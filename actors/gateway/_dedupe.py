@@ -18,8 +18,11 @@ from typing import Final, Protocol
 import anyio
 import nats.errors
 import nats.js.errors
-from nats.js import JetStreamContext, api
+from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
+
+from events import StorageLimits, StoragePolicy
+from events.jsstorage import ensure_bucket
 
 __all__ = ["DEDUPE_BUCKET", "PENDING", "DedupeStore", "KvDedupe", "MemoryDedupe", "dedupe_key"]
 
@@ -105,27 +108,29 @@ class KvDedupe:
 
     @classmethod
     async def open(
-        cls, js: JetStreamContext, *, window_s: float = 120.0, replicas: int = 1
+        cls,
+        js: JetStreamContext,
+        *,
+        window_s: float = 120.0,
+        replicas: int = 1,
+        limits: StorageLimits | None = None,
     ) -> KvDedupe:
-        """Bind to (or create) the bucket ``tgqr_dedupe``.
+        """Bind to (or create) the bucket ``tgqr_dedupe``, its limits brought up to date
+        (``limits``: the storage policy's default for dedupe; when full, new claims fail).
 
         Raises:
+            StorageLimitError: the server cannot reserve the bucket's size.
             nats.errors.Error: JetStream refused or did not answer.
         """
-        try:
-            kv = await js.key_value(DEDUPE_BUCKET)
-        except nats.js.errors.BucketNotFoundError:
-            kv = await js.create_key_value(
-                api.KeyValueConfig(
-                    bucket=DEDUPE_BUCKET,
-                    history=1,
-                    ttl=window_s,
-                    replicas=replicas,
-                    storage=api.StorageType.FILE,
-                    direct=False,
-                    description="tgqr: replies of commands by Nats-Msg-Id, for the dedupe window",
-                )
-            )
+        kv = await ensure_bucket(
+            js,
+            DEDUPE_BUCKET,
+            limits=limits or StoragePolicy().dedupe,
+            env_name="TGQR_DEDUPE_MAX_BYTES",
+            description="tgqr: replies of commands by Nats-Msg-Id, for the dedupe window",
+            ttl=window_s,
+            replicas=replicas,
+        )
         return cls(kv)
 
     async def claim(self, key: str) -> bytes | None:

@@ -22,6 +22,7 @@ from actors.supervision import MailboxFullError, StoppedError, TenantSupervisor
 from actors.telemetry import Telemetry
 
 from ._parse import error_reply
+from ._reply import allowed_reply
 
 __all__ = ["Pending", "RecentIds", "rate_limited", "respond", "submit", "wait_answer"]
 
@@ -54,9 +55,12 @@ class Pending:
         self.ran = reply.ok or reply.error_code not in _NOT_RUN
         self.done.set()
 
-    def answer_raw(self, reply: bytes) -> None:
+    def answer_raw(self, reply: bytes, *, ran: bool = False) -> None:
+        """Answer with ``reply`` as is; ``ran``: it is the reply of a command that ran (a
+        repeat must get it), not a refusal."""
         if not self.done.is_set():
             self.reply = reply
+            self.ran = ran
             self.done.set()
 
     def settle(self, message: str) -> None:
@@ -151,7 +155,13 @@ async def wait_answer(pending: Pending, timeout_s: float) -> None:
 
 
 async def respond(request: Request, reply: bytes) -> None:
-    """Send ``reply`` (``unavailable`` if empty); a requester that left is only logged."""
+    """Send ``reply`` (``unavailable`` if empty); a requester that left is only logged.
+
+    The one place the endpoints publish a reply: only to an inbox (:func:`._reply.allowed_reply`;
+    admission already dropped the rest, this is the last check).
+    """
+    if not allowed_reply(request._msg.reply):
+        return
     try:
         await request.respond(reply or error_reply("unavailable", "no answer"))
     except Exception as exc:

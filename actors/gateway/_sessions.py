@@ -14,6 +14,10 @@ session exists only inside that reply: nothing here logs or stores it.
 A ``Nats-Msg-Id`` repeated while this process remembers its request (the dedupe window) gets
 the first reply, so a client that timed out may retry a lease without locking itself out; it
 is remembered in memory only (a sealed session is not written to the dedupe bucket).
+
+``renew`` and ``release`` carry ``proof``: the lease's secret, which the lease reply sealed to
+the holder (``proof_sealed``). It is decoded here and checked by the tenant's actor against the
+commitment in the log; it never appears in a reply, a log line or an error message.
 """
 
 from __future__ import annotations
@@ -29,7 +33,6 @@ from typing import Annotated, Any, Final, Literal
 import anyio
 import msgspec
 from anyio.abc import TaskStatus
-from anyio.streams.memory import MemoryObjectSendStream
 from nats.aio.client import Client
 from nats.micro.request import Request
 
@@ -43,12 +46,14 @@ from actors.login import (
     Mail,
     Release,
     Renew,
+    proof_digest,
 )
 from actors.supervision import TenantSupervisor
 from actors.telemetry import Telemetry
 
-from ._parse import BadRequestError, decode_request, error_reply
-from ._pending import Pending, RecentIds, rate_limited, respond, submit, wait_answer
+from ._admission import Admission, Ticket
+from ._parse import BadRequestError, decode_request
+from ._pending import Pending, rate_limited, submit
 from ._ratelimit import RateLimiter
 
 __all__ = ["SESSION_LIMITS", "SESSION_SUBJECT", "SessionEndpoint", "parse_session"]
@@ -75,14 +80,20 @@ class _LeaseBody(msgspec.Struct, forbid_unknown_fields=True):
     ttl_s: _Ttl = LEASE_TTL_S
 
 
+_Proof = Annotated[str, msgspec.Meta(max_length=128)]
+"""A lease's proof, base64 (its 32 bytes are 44 characters); missing: refused by the actor."""
+
+
 class _RenewBody(msgspec.Struct, forbid_unknown_fields=True):
     lease_id: _LeaseId
     ttl_s: _Ttl | None = None
+    proof: _Proof = ""
 
 
 class _ReleaseBody(msgspec.Struct, forbid_unknown_fields=True):
     lease_id: _LeaseId
     revoked: bool = False
+    proof: _Proof = ""
 
 
 _DECODERS: Final[dict[str, msgspec.json.Decoder[Any]]] = {
@@ -103,9 +114,19 @@ def parse_session(subject: str, data: bytes) -> tuple[str, str, Lease | Renew | 
         case _LeaseBody():
             return tenant, verb, Lease(body.holder, _public_key(body), body.suite, body.ttl_s)
         case _RenewBody():
-            return tenant, verb, Renew(body.lease_id, body.ttl_s)
+            return tenant, verb, Renew(body.lease_id, body.ttl_s, _proof(body.proof))
         case _:
-            return tenant, verb, Release(body.lease_id, body.revoked)
+            return tenant, verb, Release(body.lease_id, body.revoked, _proof(body.proof))
+
+
+def _proof(text: str) -> bytes:
+    """The proof's bytes (never echoed: an error names the field only)."""
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequestError(
+            "invalid_request", "proof must be standard base64 with padding"
+        ) from None
 
 
 def _public_key(body: _LeaseBody) -> bytes:
@@ -120,6 +141,44 @@ def _public_key(body: _LeaseBody) -> bytes:
     except InvalidPublicKeyError as exc:
         raise BadRequestError("invalid_request", str(exc)) from None
     return raw
+
+
+class _Holders:
+    """The proof digest of each tenant's running lease, as this endpoint last saw it granted
+    or renewed: a renewal or release proven with it is the holder's, and gets a rate-limit
+    budget of its own, so that nobody who merely reads ``lease_id`` in the log can spend the
+    tenant's budget with wrong proofs until the holder's lease expires unrenewed. (The actor
+    decides; this only sorts requests into budgets. After a restart the first proven renewal
+    teaches it again.)"""
+
+    _MOST: Final = 100_000
+
+    def __init__(self) -> None:
+        self._digests: dict[str, str] = {}
+
+    def bucket(self, tenant: str, command: Lease | Renew | Release) -> str:
+        """The rate-limit key of ``command``: the tenant, split into holder and others for
+        renew and release."""
+        if isinstance(command, Lease):
+            return tenant
+        known = self._digests.get(tenant)
+        given = proof_digest(tenant, command.lease_id, command.proof)
+        return f"{tenant}/holder" if known == given else f"{tenant}/others"
+
+    def answered(self, tenant: str, command: Lease | Renew | Release, reply: CommandReply) -> None:
+        """Learn from an ok reply: a grant's digest, a proven renewal's, a release's end."""
+        match command:
+            case Lease():
+                digest = reply.extra.get("proof_digest")
+                if isinstance(digest, str) and digest:
+                    self._digests.pop(tenant, None)  # newest last, for the bound below
+                    self._digests[tenant] = digest
+            case Renew():
+                self._digests[tenant] = proof_digest(tenant, command.lease_id, command.proof)
+            case Release():
+                self._digests.pop(tenant, None)
+        while len(self._digests) > self._MOST:
+            del self._digests[next(iter(self._digests))]
 
 
 def _ok_json(verb: str, reply: CommandReply) -> dict[str, Any]:
@@ -146,85 +205,43 @@ class SessionEndpoint:
     ) -> None:
         self._nc = nc
         self._supervisor = supervisor
-        self._monotonic = monotonic
         self._limiter = limiter or RateLimiter(SESSION_LIMITS)
+        self._holders = _Holders()
         self._telemetry = telemetry
-        self._reply_timeout_s = reply_timeout_s
-        self._dedupe_window_s = dedupe_window_s
-        self._dedupe_max = dedupe_max
-        self._seen = RecentIds(dedupe_window_s, dedupe_max)
-        self._send: MemoryObjectSendStream[Request] | None = None
+        self._admission = Admission(
+            self._decide,
+            name="session requests",
+            monotonic=monotonic,
+            telemetry=telemetry,
+            reply_timeout_s=reply_timeout_s,
+            dedupe_window_s=dedupe_window_s,
+            dedupe_max=dedupe_max,
+        )
 
     @property
     def endpoint(self) -> tuple[str, str, Callable[[Request], Awaitable[None]]]:
         """``(name, subject, handler)`` for the ``tgqr`` micro service."""
-        return "session", SESSION_SUBJECT, self._enqueue
+        return "session", SESSION_SUBJECT, self._admission.enqueue
 
-    async def _enqueue(self, request: Request) -> None:
-        """The micro handler: queue the request for :meth:`run` (in arrival order)."""
-        send = self._send
-        if send is None:
-            await respond(request, error_reply("unavailable", "leases are not served now"))
-            return
-        try:
-            await send.send(request)
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-            await respond(request, error_reply("unavailable", "the service is stopping"))
+    def _ok_json(self, verb: str, command: Lease | Renew | Release, reply: CommandReply) -> Any:
+        self._holders.answered(reply.tenant, command, reply)
+        return _ok_json(verb, reply)
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Serve the requests the endpoint queues, until cancelled (each one answered)."""
-        send, receive = anyio.create_memory_object_stream[Request](1024)
-        try:
-            async with anyio.create_task_group() as tg, send, receive:
-                self._send = send
-                task_status.started()
-                async for request in receive:
-                    tg.start_soon(self._serve, request, self._admit(request))
-        finally:
-            self._send = None
+        await self._admission.run(task_status=task_status)
 
-    def _admit(self, request: Request) -> Pending | bytes:
+    def _decide(self, request: Request, _msg_id: str | None, now: float) -> Ticket:
         """In arrival order, without awaiting: an error reply, or the submitted request."""
         try:
             tenant, verb, command = parse_session(request.subject, request.data)
         except BadRequestError as exc:
-            return exc.reply
-        headers = request.headers or {}
-        msg_id = headers.get("Nats-Msg-Id")
-        now = self._monotonic()
-        key = (request.subject, msg_id) if msg_id else None
-        if key is not None:
-            seen = self._seen.get(key, now)
-            if seen is not None:
-                return seen
-        retry_after = self._limiter.check(tenant, verb, now)
+            return Ticket(reply=exc.reply)
+        retry_after = self._limiter.check(self._holders.bucket(tenant, command), verb, now)
         if retry_after is not None:
-            return rate_limited(tenant, verb, retry_after, self._telemetry, "requests")
-        pending = Pending(tenant, verb, partial(_ok_json, verb))
-        if key is not None:
-            self._seen.put(key, pending, now)
-        submit(self._supervisor, pending, command, headers, self._telemetry)
-        return pending
-
-    async def _serve(self, request: Request, admitted: Pending | bytes) -> None:
-        """Send the one reply: the actor's answer, or ``unavailable`` if the request did not
-        start in time (it then never runs) or the service stops first."""
-        if isinstance(admitted, Pending):
-            try:
-                await wait_answer(admitted, self._reply_timeout_s)
-            except anyio.get_cancelled_exc_class():
-                admitted.settle("the service is stopping; retry")
-                with anyio.CancelScope(shield=True), anyio.move_on_after(1):
-                    await respond(request, admitted.reply)
-                raise
-            if not admitted.ran:
-                self._forget(request, admitted)  # a retry under the same id may run it
-            reply = admitted.reply
-        else:
-            reply = admitted
-        await respond(request, reply)
-
-    def _forget(self, request: Request, pending: Pending) -> None:
-        msg_id = (request.headers or {}).get("Nats-Msg-Id")
-        if msg_id:
-            self._seen.forget((request.subject, msg_id), pending)
+            return Ticket(
+                reply=rate_limited(tenant, verb, retry_after, self._telemetry, "requests")
+            )
+        pending = Pending(tenant, verb, partial(self._ok_json, verb, command))
+        submit(self._supervisor, pending, command, request.headers or {}, self._telemetry)
+        return Ticket(pending=pending)

@@ -48,6 +48,9 @@ from ._leases import (
     LEASE_TTL_S,
     MAX_LEASE_TTL_S,
     MIN_LEASE_TTL_S,
+    PROOF_INVALID,
+    proof_digest,
+    renewal,
     uses_session,
 )
 from ._mail import (
@@ -78,6 +81,7 @@ __all__ = [
     "MAX_LEASE_TTL_S",
     "MAX_TTL_S",
     "MIN_LEASE_TTL_S",
+    "PROOF_INVALID",
     "TERMINAL",
     "ActorDeps",
     "Cancel",
@@ -119,8 +123,10 @@ __all__ = [
     "decide",
     "evolve",
     "fold",
+    "proof_digest",
     "refresh_at",
     "refuse_mail",
+    "renewal",
     "run_actor",
     "uses_session",
     "wakeup_at",

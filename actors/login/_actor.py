@@ -38,7 +38,7 @@ from ._inputs import (
     Validate,
 )
 from ._leases import uses_session
-from ._leasing import LeaseTimer, act_on_lease, expire_due
+from ._leasing import LeaseTimer, act_on_lease, expire_due, resume_lease
 from ._ledger import Ledger
 from ._mail import AttemptEnded, Envelope, Mail, Mailbox, Observed, Wake
 
@@ -85,7 +85,7 @@ async def run_actor(
 
 async def _loop(ledger: Ledger, mailbox: Mailbox, launch: _Launch, timer: LeaseTimer) -> None:
     current = await _resume(ledger, launch)
-    await expire_due(ledger)
+    await resume_lease(ledger)
     while True:
         timer.follow(ledger.state)
         # Whatever is queued is taken without yielding first, so a command that arrived with an

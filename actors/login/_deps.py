@@ -10,11 +10,12 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import anyio
 
+from actors.lease_store import LeaseStore, MemoryLeaseStore
 from actors.telegram import SessionRevokedError, TelegramClientPort, TelegramPort
 from actors.telemetry import Telemetry
 from actors.vault import SessionVault
@@ -32,7 +33,9 @@ _CLOSE_TIMEOUT_S = 10.0
 
 @dataclass(frozen=True, slots=True)
 class ActorDeps:
-    """Everything an actor touches. ``hydration`` bounds how many actors read their log at once."""
+    """Everything an actor touches. ``hydration`` bounds how many actors read their log at once;
+    ``leases`` keeps renewed lease expiries (share one store between every actor of a tenant,
+    across instances: the service passes the ``tgqr_leases`` bucket)."""
 
     log: EventLog
     telegram: TelegramPort
@@ -43,6 +46,7 @@ class ActorDeps:
     policy: Policy = _DEFAULT_POLICY
     telemetry: Telemetry | None = None
     hydration: anyio.CapacityLimiter | None = None
+    leases: LeaseStore = field(default_factory=MemoryLeaseStore)
 
 
 @asynccontextmanager

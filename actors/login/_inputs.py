@@ -1,6 +1,7 @@
 """What the login aggregate is given: the commands of clients and the observations of its shell.
 
-Plain frozen dataclasses; a ``Password``'s repr hides the password, a ``Succeeded``'s the session.
+Plain frozen dataclasses; a ``Password``'s repr hides the password, a ``Succeeded``'s the session,
+a ``Renew``'s and a ``Release``'s the lease's proof.
 """
 
 from __future__ import annotations
@@ -76,8 +77,9 @@ class Validate:
 @dataclass(frozen=True, slots=True)
 class Lease:
     """Command ``lease``: hand the authorized session to ``holder`` for ``ttl_s``, sealed to
-    ``public_key`` (``suite``). The shell fills in ``lease_id`` (fresh) and ``fence`` (the
-    tenant's head sequence, so a grant's fence exceeds every earlier one)."""
+    ``public_key`` (``suite``). The shell fills in ``lease_id`` (fresh), ``fence`` (the
+    tenant's head sequence, so a grant's fence exceeds every earlier one) and ``proof_digest``
+    (the commitment to the proof it seals to the holder)."""
 
     holder: str
     public_key: bytes = field(repr=False)
@@ -85,22 +87,27 @@ class Lease:
     ttl_s: int = 300
     lease_id: str = ""
     fence: int = 0
+    proof_digest: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Renew:
-    """Command ``renew``: extend the running lease ``lease_id`` (by its ttl, or ``ttl_s``)."""
+    """Command ``renew``: extend the running lease ``lease_id`` (by its ttl, or ``ttl_s``);
+    ``proof``: the lease's secret (only its holder has it). Its repr hides the proof."""
 
     lease_id: str
     ttl_s: int | None = None
+    proof: bytes = field(default=b"", repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class Release:
-    """Command ``release``: end the lease; ``revoked``: the session is dead too (log out)."""
+    """Command ``release``: end the lease; ``revoked``: the session is dead too (log out);
+    ``proof``: the lease's secret, as for :class:`Renew`. Its repr hides the proof."""
 
     lease_id: str
     revoked: bool = False
+    proof: bytes = field(default=b"", repr=False)
 
 
 Command = Start | Password | Cancel | Logout | Validate | Lease | Renew | Release

@@ -1,18 +1,22 @@
 """The actor's side of session leases: the lease commands' IO and the lease timer.
 
 The rules are the pure machine's (:mod:`._leases`); this module does what they need around
-them. ``lease`` reads the stored session and seals it to the requester's key (HPKE,
-:mod:`actors.hpke`) *before* ``SessionLeased`` is appended, inside the append's ``before`` hook:
-a tenant whose session cannot be read or sealed gets no lease recorded for it, and the plaintext
-lives only for that one call. ``release`` with ``revoked`` logs the session out first, as
-``logout`` does. The :class:`LeaseTimer` wakes the loop at the running lease's ``expires_at``
-by posting :class:`~._mail.Wake` into the actor's own mailbox: the loop never cancels its
-``receive`` (a cancelled receive could lose a command taken off the stream).
+them. ``lease`` reads the stored session and seals it, and a fresh proof secret, to the
+requester's key (HPKE, :mod:`actors.hpke`) *before* ``SessionLeased`` is appended, inside the
+append's ``before`` hook: a tenant whose session cannot be read or sealed gets no lease recorded
+for it, and the plaintext and the secret live only for that one call (the log keeps the
+secret's digest). ``renew`` appends nothing: the extended expiry goes to the lease store and
+the state (:mod:`._lease_records`). ``release`` (with ``revoked``: after logging the session
+out, as ``logout`` does) and the expiry mark the lease ended in the store before they append.
+The :class:`LeaseTimer` wakes the loop at the running lease's ``expires_at`` by posting
+:class:`~._mail.Wake` into the actor's own mailbox: the loop never cancels its ``receive`` (a
+cancelled receive could lose a command taken off the stream).
 """
 
 from __future__ import annotations
 
 import base64
+import logging
 import secrets
 from dataclasses import replace
 from datetime import datetime
@@ -21,29 +25,61 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectSendStream
 
-from actors.hpke import InvalidPublicKeyError, lease_info, seal
-from events import SessionLeased
+from actors.hpke import PROOF_BYTES, InvalidPublicKeyError, lease_info, proof_info, seal
+from actors.lease_store import LeaseStoreError
+from events import SessionLeased, SessionReleased
 
 from ._deps import ActorDeps, log_out_before
 from ._inputs import Decision, Lease, LeaseDue, Release, Renew
+from ._lease_records import LeaseEndedError, adopt_renewal, mark_ended, store_renewal
+from ._leases import proof_digest, renewal
 from ._ledger import Ledger
 from ._mail import CommandReply, Mail, Wake
 from ._state import LoginState
 
-__all__ = ["LeaseTimer", "act_on_lease", "expire_due"]
+__all__ = ["LeaseTimer", "act_on_lease", "expire_due", "resume_lease"]
+
+_log = logging.getLogger("tgqr.actor")
+_STORE_DOWN = "the lease store did not answer; retry"
 
 
 class _NoSessionError(Exception):
     """The log says authorized, but the vault holds no authorized session to hand out."""
 
 
+class _RenewedElsewhereError(Exception):
+    """The lease a grant would end as expired was renewed by another actor of the tenant."""
+
+
+async def resume_lease(ledger: Ledger) -> None:
+    """A (re)started actor: take a renewal the store kept for the running lease, then end the
+    lease if its time is up.
+
+    Raises:
+        LeaseStoreError: the store failed (the actor cannot know the lease's expiry).
+        Exception: what :func:`expire_due` raises.
+    """
+    await adopt_renewal(ledger)
+    await expire_due(ledger)
+
+
 async def expire_due(ledger: Ledger) -> None:
-    """End the tenant's lease if its time is up (``SessionReleased(expired)``).
+    """End the tenant's lease if its time is up (``SessionReleased(expired)``), unless the
+    store shows it renewed (by another actor of the tenant): that renewal is adopted. While the
+    store does not answer the lease is not ended (nor renewed, nor replaced): the next wake or
+    command tries again.
 
     Raises what :meth:`Ledger.apply` raises.
     """
-    lease = ledger.state.lease
-    if lease is not None and not lease.running(ledger.deps.clock()):
+    lease, now = ledger.state.lease, ledger.deps.clock()
+    if lease is None or lease.running(now):
+        return
+    try:
+        ending = await mark_ended(ledger, lease, now, expiring=True)
+    except LeaseStoreError as exc:
+        _log.warning("lease store failed tenant=%s: %s", ledger.tenant, type(exc).__name__)
+        return
+    if ending:
         await ledger.apply(LeaseDue())
 
 
@@ -60,20 +96,9 @@ async def act_on_lease(
         case Lease():
             return await _grant(ledger, command, trace)
         case Renew():
-            decision = await ledger.apply(command, trace=trace)
-            lease = ledger.state.lease
-            if not decision.ok or lease is None:
-                return ledger.reply(decision)
-            extra = {
-                "lease_id": lease.lease_id,
-                "fence": lease.fence,
-                "expires_at": lease.expires_at,
-            }
-            return _ok(ledger, extra)
+            return await _renew(ledger, command)
         case Release():
-            before = log_out_before(ledger.deps, ledger.tenant)  # acts only when revoked
-            decision = await ledger.apply(command, trace=trace, before=before)
-            return _ok(ledger, {}) if decision.ok else ledger.reply(decision)
+            return await _release(ledger, command, trace)
 
 
 def _ok(ledger: Ledger, extra: dict[str, object]) -> CommandReply:
@@ -83,22 +108,87 @@ def _ok(ledger: Ledger, extra: dict[str, object]) -> CommandReply:
     )
 
 
+def _unavailable(ledger: Ledger, exc: LeaseStoreError) -> CommandReply:
+    _log.warning("lease store failed tenant=%s: %s", ledger.tenant, type(exc).__name__)
+    return ledger.reply(Decision(error="unavailable", message=_STORE_DOWN))
+
+
+async def _renew(ledger: Ledger, command: Renew) -> CommandReply:
+    renewed = renewal(ledger.state, command, ledger.deps.clock())
+    if isinstance(renewed, Decision):
+        return ledger.reply(renewed)
+    try:
+        await store_renewal(ledger, renewed)
+    except LeaseEndedError:
+        lost = f"lease {renewed.lease_id} is ending (expired or released elsewhere)"
+        return ledger.reply(Decision(error="lease_lost", message=lost))
+    except LeaseStoreError as exc:
+        return _unavailable(ledger, exc)
+    ledger.state = replace(ledger.state, lease=renewed)
+    _log.debug(
+        "lease renewed tenant=%s lease=%s fence=%d until=%s",
+        ledger.tenant,
+        renewed.lease_id,
+        renewed.fence,
+        renewed.expires_at.isoformat(),
+    )
+    if ledger.deps.telemetry is not None:
+        ledger.deps.telemetry.session_lease(ledger.tenant, "renewed")
+    extra = {
+        "lease_id": renewed.lease_id,
+        "fence": renewed.fence,
+        "expires_at": renewed.expires_at,
+    }
+    return _ok(ledger, extra)
+
+
+async def _release(ledger: Ledger, command: Release, trace: str | None) -> CommandReply:
+    log_out = log_out_before(ledger.deps, ledger.tenant)  # acts only when revoked
+    lease = ledger.state.lease
+
+    async def before(decision: Decision) -> None:
+        # The holder proved itself (decide checked): the end is fenced in the store first,
+        # so no renewal elsewhere succeeds after it; then the session is logged out if revoked.
+        if lease is not None:
+            await mark_ended(ledger, lease, ledger.deps.clock(), expiring=False)
+        await log_out(decision)
+
+    try:
+        decision = await ledger.apply(command, trace=trace, before=before)
+    except LeaseStoreError as exc:
+        return _unavailable(ledger, exc)
+    return _ok(ledger, {}) if decision.ok else ledger.reply(decision)
+
+
 async def _grant(ledger: Ledger, command: Lease, trace: str | None) -> CommandReply:
     deps, tenant = ledger.deps, ledger.tenant
     # The fence is the head the grant is appended after: every later lease's head is higher.
     # Hex: an id never starts with "-", so it is safe as a command-line argument too.
-    command = replace(command, lease_id=secrets.token_hex(12), fence=ledger.head.seq)
-    sealed = b""
+    lease_id, secret = secrets.token_hex(12), secrets.token_bytes(PROOF_BYTES)
+    command = replace(
+        command,
+        lease_id=lease_id,
+        fence=ledger.head.seq,
+        proof_digest=proof_digest(tenant, lease_id, secret),
+    )
+    sealed = proof_sealed = b""
+    previous = ledger.state.lease
 
     async def seal_first(decision: Decision) -> None:
-        nonlocal sealed
+        nonlocal sealed, proof_sealed
         granted = decision.events[-1]
         assert isinstance(granted, SessionLeased)  # noqa: S101 (decide's grant ends so)
+        ends = previous is not None and any(isinstance(e, SessionReleased) for e in decision.events)
+        # The previous lease ran out just now: fence its end, unless renewed elsewhere.
+        if ends and previous and not await mark_ended(ledger, previous, granted.at, expiring=True):
+            raise _RenewedElsewhereError
         entry = await deps.vault.get(tenant)
         if entry is None or entry.stage != "authorized":
             raise _NoSessionError
         info = lease_info(tenant, granted.lease_id, granted.fence)
         sealed = seal(command.suite, command.public_key, entry.session.encode(), info)
+        proof = proof_info(tenant, granted.lease_id, granted.fence)
+        proof_sealed = seal(command.suite, command.public_key, secret, proof)
 
     try:
         decision = await ledger.apply(command, trace=trace, before=seal_first)
@@ -106,6 +196,10 @@ async def _grant(ledger: Ledger, command: Lease, trace: str | None) -> CommandRe
         decision = Decision(error="not_authorized", message="no stored session to lease")
     except InvalidPublicKeyError as exc:
         decision = Decision(error="invalid_request", message=str(exc))
+    except _RenewedElsewhereError:
+        decision = _leased_now(ledger)
+    except LeaseStoreError as exc:
+        return _unavailable(ledger, exc)
     state, lease = ledger.state, ledger.state.lease
     if not decision.ok or lease is None:
         return ledger.reply(decision)
@@ -120,7 +214,23 @@ async def _grant(ledger: Ledger, command: Lease, trace: str | None) -> CommandRe
             "dc_id": state.dc_id,
             "suite": command.suite,
             "sealed": base64.b64encode(sealed).decode(),
+            "proof_sealed": base64.b64encode(proof_sealed).decode(),
+            # The commitment the log records too (public): lets the endpoint tell the holder's
+            # renewals from anyone else's without seeing the proof's secret.
+            "proof_digest": lease.proof_digest,
         },
+    )
+
+
+def _leased_now(ledger: Ledger) -> Decision:
+    """The ``leased`` refusal for the running lease (adopted from the store)."""
+    held = ledger.state.lease
+    if held is None:  # pragma: no cover - the adoption sets it
+        return Decision(error="unavailable", message="the lease changed meanwhile; retry")
+    return Decision(
+        error="leased",
+        message=f"the session is leased to {held.holder} until {held.expires_at.isoformat()}",
+        extra={"holder": held.holder, "expires_at": held.expires_at},
     )
 
 

@@ -80,13 +80,16 @@ class Policy:
 
 @dataclass(frozen=True, slots=True)
 class HeldLease:
-    """The session's current holder (``SessionLeased``); ``ttl_s``: of its grant or last renewal."""
+    """The session's current holder (``SessionLeased``); ``ttl_s``: of its grant or last renewal;
+    ``proof_digest``: the grant's commitment to the holder's proof (``""``: none, a grant stored
+    before proofs existed). A renewal (no event) moves ``expires_at`` in the actor's state."""
 
     holder: str
     lease_id: str
     fence: int
     expires_at: datetime
     ttl_s: float
+    proof_digest: str = ""
 
     def running(self, now: datetime) -> bool:
         """Whether the lease still runs at ``now`` (it ends at ``expires_at``)."""
@@ -140,8 +143,9 @@ def evolve(state: LoginState, event: Event) -> LoginState:
     ``SessionLeased``, ``SessionReleased``
     ====================================  ==================================
 
-    The lease (``lease``) is set by ``SessionLeased`` (a renewal replaces it) and cleared by
-    ``SessionReleased``, ``LoggedOut`` and ``LoginStarted``; it never changes the status.
+    The lease (``lease``) is set by ``SessionLeased`` (a repeated grant of the same lease, as
+    logs from before renewals left the log, replaces it) and cleared by ``SessionReleased``,
+    ``LoggedOut`` and ``LoginStarted``; it never changes the status.
 
     The status depends on the event alone, never on the status before it: which event may
     follow which is :func:`decide`'s rule (no token during 2FA, no scan after the end, ...),
@@ -203,7 +207,14 @@ def evolve(state: LoginState, event: Event) -> LoginState:
             return replace(s, retry_at=event.retry_at)
         case SessionLeased():
             ttl_s = (event.expires_at - event.at).total_seconds()
-            lease = HeldLease(event.holder, event.lease_id, event.fence, event.expires_at, ttl_s)
+            lease = HeldLease(
+                event.holder,
+                event.lease_id,
+                event.fence,
+                event.expires_at,
+                ttl_s,
+                event.proof_digest,
+            )
             return replace(s, lease=lease, last_fence=max(s.last_fence, event.fence))
         case SessionReleased():
             return replace(s, lease=None)

@@ -42,6 +42,14 @@ from ._natsserver import (
     find_nats_server,
     start_nats_server,
 )
+from ._page import (
+    PageProcess,
+    page_environment,
+)
+from ._page_main import (
+    PageOptions,
+    run_page,
+)
 from ._preflight import (
     PermissionMissingError,
 )
@@ -69,6 +77,8 @@ __all__ = [
     "NatsConnectError",
     "NatsServer",
     "NatsServerError",
+    "PageOptions",
+    "PageProcess",
     "PermissionMissingError",
     "QuarantineChangedError",
     "Role",
@@ -83,10 +93,12 @@ __all__ = [
     "lift_quarantine",
     "load_chain_key",
     "lock_data_dir",
+    "page_environment",
     "read_credentials",
     "redact_url",
     "requires_auth",
     "resolve_auth",
+    "run_page",
     "run_service",
     "start_nats_server",
     "tune_gc",

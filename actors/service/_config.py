@@ -15,7 +15,7 @@ from typing import Final
 from actors.gateway.page import DEFAULT_HTTP, HttpAddressError, parse_http
 from actors.keyfiles import create_key_file
 from actors.login import Policy
-from events import ChainKey
+from events import ChainKey, StoragePolicy
 
 __all__ = [
     "CHAIN_KEY_ENV",
@@ -27,6 +27,8 @@ __all__ = [
 ]
 
 CHAIN_KEY_ENV: Final = "TGQR_CHAIN_KEY"
+MAX_REPLICAS: Final = 5
+"""JetStream keeps at most 5 copies of a stream."""
 CHAIN_KEY_FILE: Final = "chain.key"
 
 
@@ -61,6 +63,8 @@ class ServiceConfig:
     """The end user's page: ``HOST:PORT`` to listen on (port 0: any free one), None: none."""
     public_url: str | None = None
     """The base of the page's links (``TGQR_PUBLIC_URL``); None: ``http://`` + the address."""
+    storage: StoragePolicy = field(default_factory=StoragePolicy)
+    """The limits of the log and the buckets (``TGQR_<STORE>_MAX_*``, see events.storage)."""
 
     @property
     def simulated(self) -> bool:
@@ -83,7 +87,9 @@ class ServiceConfig:
         overrides ``TGQR_HTTP``, and ``off`` serves no page.
 
         Raises:
-            ConfigError: a setting is malformed, or only one of the API id and hash is set.
+            ConfigError: a setting is malformed, only one of the API id and hash is set, or
+                ``replicas`` is outside 1..5 or above 1 without ``nats`` (the embedded
+                server is one node).
         """
         api_id_text, api_hash = env.get("TGQR_API_ID"), env.get("TGQR_API_HASH")
         if bool(api_id_text) != bool(api_hash):
@@ -102,6 +108,11 @@ class ServiceConfig:
         if not 0 <= throttle_s[0] <= throttle_s[1]:
             raise ConfigError("TGQR_THROTTLE_MS must be an increasing range")
         urls = tuple(u.strip() for u in nats.split(",") if u.strip()) if nats else None
+        _check_replicas(replicas, external=bool(urls))
+        try:
+            storage = StoragePolicy.from_env(env)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         return cls(
             data_dir=data_dir or Path(env.get("TGQR_DATA", "var")),
             nats_urls=urls or None,
@@ -115,6 +126,17 @@ class ServiceConfig:
             sim_token_ttl_s=float(_int(env, "TGQR_SIM_TOKEN_TTL_SECONDS", 30)),
             http=_http(http or env.get("TGQR_HTTP") or DEFAULT_HTTP),
             public_url=_public_url(env.get("TGQR_PUBLIC_URL", "")),
+            storage=storage,
+        )
+
+
+def _check_replicas(replicas: int, *, external: bool) -> None:
+    if not 1 <= replicas <= MAX_REPLICAS:
+        raise ConfigError(f"--replicas must be an integer from 1 to {MAX_REPLICAS}")
+    if replicas > 1 and not external:
+        raise ConfigError(
+            f"--replicas {replicas} needs a NATS cluster: the embedded nats-server is one node "
+            "(run a cluster and pass --nats URL,URL,URL; see README)"
         )
 
 

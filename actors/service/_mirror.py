@@ -21,6 +21,7 @@ from nats.aio.client import Client
 from nats.js import api
 
 from events.jetstream import STREAM
+from events.storage import StorageLimits, StoragePolicy
 
 from ._config import ConfigError
 
@@ -61,8 +62,10 @@ class MirrorState:
     last_seq: int = 0
 
 
-def mirror_config(replicas: int = 1) -> api.StreamConfig:
-    """The mirror's configuration: the whole log, direct gets, no deletes, bounded consumers."""
+def mirror_config(replicas: int = 1, limits: StorageLimits | None = None) -> api.StreamConfig:
+    """The mirror's configuration: the whole log, direct gets, no deletes, bounded consumers,
+    and the log's size limits (``limits``; never smaller, or the copy would stall behind it)."""
+    limits = limits or StoragePolicy().log
     return api.StreamConfig(
         name=STREAM,
         description="read-only mirror of the tgqr event log (account TGQR)",
@@ -74,12 +77,18 @@ def mirror_config(replicas: int = 1) -> api.StreamConfig:
         allow_direct=True,
         deny_delete=True,
         deny_purge=True,
+        max_bytes=limits.max_bytes,
+        max_msgs=limits.max_msgs,
+        max_msg_size=limits.max_msg_size,
+        discard=api.DiscardPolicy.NEW,
         max_consumers=MIRROR_MAX_CONSUMERS,
         consumer_limits=api.StreamConsumerLimits(inactive_threshold=MIRROR_CONSUMER_IDLE_S),
     )
 
 
-async def ensure_mirror(nc: Client, *, replicas: int = 1) -> MirrorState:
+async def ensure_mirror(
+    nc: Client, *, replicas: int = 1, limits: StorageLimits | None = None
+) -> MirrorState:
     """Create the mirror, or bring its configuration up to date; blocks a round trip or two.
 
     Returns ``MirrorState(mirrored=False)`` when the server has no clients' account (nobody
@@ -89,7 +98,7 @@ async def ensure_mirror(nc: Client, *, replicas: int = 1) -> MirrorState:
         MirrorError: the clients' account answered with an error.
     """
     js = nc.jetstream(prefix=CLIENTS_API, timeout=_TIMEOUT_S)
-    config = mirror_config(replicas)
+    config = mirror_config(replicas, limits)
     try:
         info = await js.stream_info(STREAM)
     except (nats.errors.NoRespondersError, nats.js.errors.ServiceUnavailableError):
@@ -114,7 +123,9 @@ async def ensure_mirror(nc: Client, *, replicas: int = 1) -> MirrorState:
         raise MirrorError(f"cannot read the log's mirror: {exc.description}") from None
     current = info.config
     if (
-        current.max_consumers != config.max_consumers
+        (current.max_bytes, current.max_msgs, current.max_msg_size)
+        != (config.max_bytes, config.max_msgs, config.max_msg_size)
+        or current.max_consumers != config.max_consumers
         or current.consumer_limits != config.consumer_limits
         or not current.allow_direct
         or not current.deny_delete

@@ -11,6 +11,8 @@ from typing import Final
 import anyio
 from nats.aio.client import Client
 
+from actors.telemetry import Telemetry
+
 from ._auth import NatsAuth, ensure_credentials, redact_url, resolve_auth
 from ._config import ServiceConfig
 from ._connect import Violations, connect_nats, requires_auth
@@ -25,7 +27,9 @@ NATS_URL_FILE: Final = "nats.url"
 
 
 @asynccontextmanager
-async def open_service_nats(config: ServiceConfig) -> AsyncIterator[tuple[str, Client]]:
+async def open_service_nats(
+    config: ServiceConfig, telemetry: Telemetry | None = None
+) -> AsyncIterator[tuple[str, Client]]:
     """The URL to show (no password in it) and a connection as role ``service``, drained when
     the block exits; the embedded server (``config.nats_urls is None``) is started first, with
     every role's credentials made on first start, and stopped last.
@@ -56,7 +60,7 @@ async def open_service_nats(config: ServiceConfig) -> AsyncIterator[tuple[str, C
         )
     try:
         violations = Violations()
-        nc = await connect_nats(urls, auth=auth, violations=violations)
+        nc = await connect_nats(urls, auth=auth, violations=violations, telemetry=telemetry)
         try:
             await check_service_permissions(nc, violations, auth.describe())
             violations.log = True  # from now on a refusal is a surprise: log it

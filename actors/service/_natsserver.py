@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Final, Self
 
+from actors.keyfiles import PRIVATE_UMASK
+
 from ._auth import Role, RoleCredentials, password_definitions
 
 __all__ = [
@@ -131,8 +133,12 @@ def start_nats_server(
     extra: str = "",
     users: Mapping[Role, RoleCredentials] | None = None,
     ready_timeout: float = 20.0,
+    umask: int = PRIVATE_UMASK,
 ) -> NatsServer:
     """Start nats-server with JetStream under ``store_dir``; blocks until it is ready.
+
+    The server runs with ``umask`` (by default its store, config and log are its user's
+    only: directories 0700, files 0600).
 
     ``port=-1`` picks a free port; the URL actually bound is in ``NatsServer.url``. With
     ``users`` the server requires them (the roles of ``nats.conf``), else it is open.
@@ -158,6 +164,7 @@ def start_nats_server(
         # Its own process group: a terminal's Ctrl-C reaches tgqr, which stops the server
         # itself once NATS is drained, instead of killing it first.
         process_group=0,
+        umask=umask,
     )
     if process.stderr is None:  # pragma: no cover - stderr=PIPE guarantees it
         raise NatsServerError("nats-server stderr is not captured")

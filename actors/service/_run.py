@@ -23,7 +23,8 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from nats.aio.client import Client
 
 from actors.gateway import CommandEndpoint, KvDedupe, RateLimiter, SessionEndpoint
-from actors.gateway.page import PageServer
+from actors.keyfiles import private_dir
+from actors.lease_store import KvLeaseStore
 from actors.login import (
     ActorDeps,
     Mail,
@@ -43,7 +44,7 @@ from projections import Projector, open_projector, serve_queries
 from ._config import ConfigError, ServiceConfig, load_chain_key
 from ._mirror import ensure_mirror
 from ._nats import open_service_nats
-from ._page import open_page
+from ._page import PageProcess, open_page
 from ._parts import keep_running, validate_sessions
 
 __all__ = ["RunningService", "run_service", "tune_gc"]
@@ -78,8 +79,8 @@ class RunningService:
     supervisor: TenantSupervisor[Mail]
     sim: Simulator | None
     projector: Projector | None
-    page: PageServer | None = None
-    """The end user's page (its ``url``, ``public_url`` and ``links``), if served."""
+    page: PageProcess | None = None
+    """The end user's page process (its ``url``, ``public_url`` and ``links``), if served."""
 
 
 async def run_service(
@@ -99,14 +100,14 @@ async def run_service(
     Raises:
         ConfigError, NatsServerError, VaultError: the service could not start.
     """
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(config.data_dir)
     telemetry = telemetry or configure_from_env()
     rng = random.Random()  # jitter and throttling only, never secrets
     async with AsyncExitStack() as stack:
-        url, nc = await stack.enter_async_context(open_service_nats(config))
+        url, nc = await stack.enter_async_context(open_service_nats(config, telemetry))
         js = nc.jetstream(timeout=10)
-        await ensure_stream(js, replicas=config.replicas)
-        mirror = await ensure_mirror(nc, replicas=config.replicas)
+        await ensure_stream(js, replicas=config.replicas, limits=config.storage.log)
+        mirror = await ensure_mirror(nc, replicas=config.replicas, limits=config.storage.log)
         if mirror.mirrored:
             log.info("clients read the log's mirror in their own account")
         key = load_chain_key(config.data_dir, create=True)
@@ -119,16 +120,19 @@ async def run_service(
                 "the key the log was written with (TGQR_CHAIN_KEY or DATA/chain.key)"
             )
         vault = await KvSessionVault.open(
-            js, load_key_ring(config.data_dir, create=True), replicas=config.replicas
+            js,
+            load_key_ring(config.data_dir, create=True),
+            replicas=config.replicas,
+            limits=config.storage.sessions,
         )
         projector: Projector | None = None
         if config.projector:
             projector = await stack.enter_async_context(
                 open_projector(event_log, config.data_dir / "tgqr.duckdb", key=key)
             )
-        page: PageServer | None = None
+        page: PageProcess | None = None
         if config.http is not None:
-            page = stack.enter_context(open_page(config, nc, event_log, key))
+            page = stack.enter_context(open_page(config))
         async with anyio.create_task_group() as tg:
             if telegram is not None:
                 sim = None
@@ -159,6 +163,9 @@ async def run_service(
                 policy=config.policy,
                 telemetry=telemetry,
                 hydration=anyio.CapacityLimiter(128),
+                leases=await KvLeaseStore.open(
+                    js, replicas=config.replicas, limits=config.storage.leases
+                ),
             )
 
             async def runner(
@@ -195,7 +202,9 @@ async def run_service(
                 more_endpoints=[sessions.endpoint],
                 limiter=RateLimiter(),
                 links=page.links if page is not None else None,
-                dedupe=await KvDedupe.open(js, replicas=config.replicas),
+                dedupe=await KvDedupe.open(
+                    js, replicas=config.replicas, limits=config.storage.dedupe
+                ),
                 monotonic=time.monotonic,
                 telemetry=telemetry,
             )
@@ -214,7 +223,12 @@ async def run_service(
                 await tg.start(
                     keep_running,
                     "query endpoint",
-                    lambda task_status: serve_queries(nc, projector, task_status=task_status),
+                    lambda task_status: serve_queries(
+                        nc,
+                        projector,
+                        on_refused=lambda reason: telemetry.requests_refused("query", reason),
+                        task_status=task_status,
+                    ),
                     rng.random,
                 )
             await tg.start(

@@ -92,10 +92,11 @@ def save_snapshot(directory: Path, snapshot: SimSnapshot) -> None:
         "authorized": [[dc, key_id, uid] for (dc, key_id), uid in snapshot.authorized.items()],
         "pending": [[dc, key_id, uid] for (dc, key_id), uid in snapshot.pending.items()],
     }
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = directory / STATE_FILE
     partial = path.with_suffix(".json.partial")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a partial file left by an older version may be looser
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         json.dump(doc, out)
         out.flush()
@@ -143,9 +144,10 @@ def store_lock(directory: Path) -> Iterator[bool]:
     Raises:
         OSError: the lock file cannot be created.
     """
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(directory / _LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
     try:
+        os.fchmod(fd, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -10,10 +10,11 @@ from typing import Final
 import nats.errors
 import nats.js.errors
 from cryptography.fernet import MultiFernet
-from nats.js import JetStreamContext, api
+from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
-from events import validate_tenant
+from events import StorageLimitError, StorageLimits, StoragePolicy, validate_tenant
+from events.jsstorage import ensure_bucket
 
 from ._keyring import reseal, seal, unseal
 from ._port import Stage, VaultEntry, VaultUnavailableError
@@ -23,6 +24,7 @@ __all__ = ["SESSIONS_BUCKET", "KvSessionVault"]
 SESSIONS_BUCKET: Final = "tgqr_sessions"
 
 _UNAVAILABLE: Final = (nats.errors.Error, OSError)
+_FULL: Final = frozenset({10077, 10047})  # maximum bytes/messages exceeded; no room on server
 
 
 class KvSessionVault:
@@ -48,27 +50,25 @@ class KvSessionVault:
         *,
         replicas: int = 1,
         bucket: str = SESSIONS_BUCKET,
+        limits: StorageLimits | None = None,
     ) -> KvSessionVault:
-        """Bind to ``bucket``, creating it when missing (idempotent).
+        """Bind to ``bucket``, creating it when missing or bringing its limits up to date
+        (idempotent; ``limits``: the storage policy's default for sessions). When full, the
+        bucket refuses new sessions (``put`` raises) and deletes none.
 
         Raises:
             VaultUnavailableError: JetStream did not answer or refused the bucket.
         """
         try:
-            try:
-                kv = await js.key_value(bucket)
-            except nats.js.errors.BucketNotFoundError:
-                kv = await js.create_key_value(
-                    api.KeyValueConfig(
-                        bucket=bucket,
-                        history=1,
-                        replicas=replicas,
-                        storage=api.StorageType.FILE,
-                        direct=False,
-                        description="tgqr: encrypted Telethon sessions by tenant",
-                    )
-                )
-        except _UNAVAILABLE as exc:
+            kv = await ensure_bucket(
+                js,
+                bucket,
+                limits=limits or StoragePolicy().sessions,
+                env_name="TGQR_SESSIONS_MAX_BYTES",
+                description="tgqr: encrypted Telethon sessions by tenant",
+                replicas=replicas,
+            )
+        except (*_UNAVAILABLE, StorageLimitError) as exc:
             raise VaultUnavailableError(f"session bucket {bucket!r} unavailable: {exc!r}") from exc
         return cls(kv, keys, bucket=bucket)
 
@@ -76,6 +76,13 @@ class KvSessionVault:
         token = seal(self._keys, validate_tenant(tenant), session, stage)
         try:
             await self._kv.put(tenant, token)
+        except nats.js.errors.APIError as exc:
+            if exc.err_code in _FULL:
+                raise VaultUnavailableError(
+                    f"the session bucket is full, nothing stored for {tenant!r} "
+                    f"({exc.description}): raise TGQR_SESSIONS_MAX_BYTES / _MAX_MSGS"
+                ) from exc
+            raise VaultUnavailableError(f"cannot store the session of {tenant!r}: {exc!r}") from exc
         except _UNAVAILABLE as exc:
             raise VaultUnavailableError(f"cannot store the session of {tenant!r}: {exc!r}") from exc
 

@@ -85,7 +85,7 @@ GOLDEN = {
     "QuarantineLifted": f'{{"type":"QuarantineLifted",{ENVELOPE},"sequences":[7,9],"note":"junk from a test client"}}',
     "LoggedOut": f'{{"type":"LoggedOut",{ENVELOPE},"reason":"revoked"}}',
     "ActorRestarted": f'{{"type":"ActorRestarted",{ENVELOPE},"restart":2,"delay_s":1.1,"error":"RuntimeError"}}',
-    "SessionLeased": f'{{"type":"SessionLeased",{ENVELOPE},"holder":"parser-1","lease_id":"l1","fence":17,"expires_at":"{AT}"}}',
+    "SessionLeased": f'{{"type":"SessionLeased",{ENVELOPE},"holder":"parser-1","lease_id":"l1","fence":17,"expires_at":"{AT}","proof_digest":"9f2c"}}',
     "SessionReleased": f'{{"type":"SessionReleased",{ENVELOPE},"lease_id":"l1","reason":"expired"}}',
 }
 

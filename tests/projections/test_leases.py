@@ -46,7 +46,7 @@ LOGGED_IN: list[Event] = [
 HISTORY: list[Event] = [
     *LOGGED_IN,
     leased(10, "L1", 2),
-    leased(100, "L1", 2),  # renewed
+    leased(100, "L1", 2),  # renewed (as logs did before renewals left the log)
     released(500, "L1", "expired"),
     leased(600, "L2", 9),
     released(700, "L2", "revoked"),
@@ -67,8 +67,8 @@ def fold_store(events: list[Event], sizes: list[int]) -> ProjectionStore:
 
 
 def test_status_shows_the_holder_until_the_lease_ends() -> None:
-    """lease_holder/lease_expires_at follow SessionLeased (renewals move the expiry) and are
-    cleared by SessionReleased and LoggedOut."""
+    """lease_holder/lease_expires_at follow SessionLeased (an old log's repeated grant moves
+    the expiry) and are cleared by SessionReleased and LoggedOut."""
     store = fold_store(HISTORY[:4], [10])
     try:
         [row] = store.status("acme")

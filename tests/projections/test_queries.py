@@ -12,7 +12,7 @@ import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from events import ChainKey, StoredMessage
+from events import ChainKey, StoragePolicy, StoredMessage
 from events.jetstream import JetStreamEventLog, ensure_stream
 from projections import ProjectionStore, Projector, serve_queries
 from tests.projections._histories import T0, Script, tenant_events
@@ -84,6 +84,13 @@ async def test_status_metrics_and_health(nc: Client, log: GatedLog, tmp_path: Pa
                 assert (await ask(nc, "metrics"))["window_s"] == 3600
 
                 health = await ask(nc, "health")
+                storage = health.pop("storage")
+                assert storage["stream_msgs"] == await log.last_seq()
+                assert storage["limit_bytes"] == StoragePolicy().log.max_bytes
+                assert storage["stream_bytes"] > 0
+                assert storage["fill"] < 0.01
+                assert storage["warning"] is None
+                assert [store["name"] for store in storage["stores"]] == ["TGQR_EVENTS"]
                 assert health == {
                     "ok": True,
                     "lag_events": 0,

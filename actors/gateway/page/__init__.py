@@ -1,7 +1,9 @@
 """The end user's page: signed login links, the Starlette app, its server and live updates.
 
-``open_page_server`` binds the HTTP address and returns a :class:`PageServer`; its ``run`` is
-one more part of the service's task group and its ``links`` answers the ``link`` command.
+The page runs in a process of its own (``tgqr page``, role ``page`` on NATS): ``bind_http``
+makes its listening socket, ``open_page_server`` wires the app on it and returns a
+:class:`PageServer` whose ``run`` serves it within :class:`ServeLimits`. The service issues the
+links (:class:`LinkSigner`) with the same link key.
 """
 
 from __future__ import annotations
@@ -19,6 +21,15 @@ from ._bus import (
 from ._deps import (
     PAGE_LIMITS,
     PageDeps,
+)
+from ._guard import (
+    ConnectionGuard,
+    guarded_protocol,
+)
+from ._limits import (
+    ServeLimits,
+    StreamSlots,
+    raise_open_files_limit,
 )
 from ._links import (
     DEFAULT_LINK_TTL_S,
@@ -44,8 +55,10 @@ from ._server import (
     DEFAULT_HTTP,
     HttpAddressError,
     PageServer,
+    bind_http,
     open_page_server,
     parse_http,
+    url_of,
 )
 from ._view import (
     PageView,
@@ -61,6 +74,7 @@ __all__ = [
     "PAGE_LIMITS",
     "STATIC_DIR",
     "BadLinkError",
+    "ConnectionGuard",
     "ExpiredLinkError",
     "HttpAddressError",
     "Limiter",
@@ -74,10 +88,16 @@ __all__ = [
     "PageDeps",
     "PageServer",
     "PageView",
+    "ServeLimits",
+    "StreamSlots",
     "TenantReader",
+    "bind_http",
     "build_app",
+    "guarded_protocol",
     "load_link_key",
     "open_page_server",
     "parse_http",
     "qr_svg",
+    "raise_open_files_limit",
+    "url_of",
 ]

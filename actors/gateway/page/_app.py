@@ -2,15 +2,18 @@
 
 Routes (``<token>`` is the signed link token, checked on every request before anything else):
 
-- ``GET /l/<token>``: the page; starts the login if none is active (``start``, idempotent)
-- ``GET /l/<token>/events``: its live updates (server-sent events)
+- ``GET /l/<token>``: the page; it never sends a command (link previewers and mail scanners
+  open links too), it offers a button instead when no login runs
+- ``GET /l/<token>/events``: its live updates (server-sent events), capped per tenant and overall
+- ``POST /l/<token>/start``: the button: the ``start`` command (idempotent: the running attempt,
+  if any), carrying the ``expected_user_id`` of the tenant's last ``LoginStarted``
 - ``POST /l/<token>/password``: the 2FA form, sent on as the ``password`` command
-- ``POST /l/<token>/start``: "new code": a new attempt
 - ``GET /static/...``: the page's script, style sheet and icon; ``GET /``: a bare notice
 
 A bad or expired link, a refused form and any failure get an error page (never a traceback)
-and send no command. Forms need the page's CSRF token and a same-origin request. Passwords are
-never logged, nor are link tokens (uvicorn's access log is off; these handlers log the tenant).
+and send no command. Forms need the page's CSRF token and a same-origin request, as
+``application/x-www-form-urlencoded`` of at most ``MAX_FORM`` bytes. Passwords are never
+logged, nor are link tokens (uvicorn's access log is off; these handlers log the tenant).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from urllib.parse import parse_qs
 import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -38,7 +41,7 @@ from ._feed import EventStream, load_view
 from ._links import BadLinkError, ExpiredLinkError, LinkClaims
 from ._render import render_error, render_home, render_page
 from ._security import SecurityHeaders, same_origin
-from ._view import NOTICES, PageView, should_start
+from ._view import NOTICES, PageView
 
 __all__ = ["STATIC_DIR", "build_app"]
 
@@ -108,10 +111,13 @@ async def _form(request: Request, deps: PageDeps, claims: LinkClaims) -> dict[st
     if content_type != "application/x-www-form-urlencoded":
         raise _RefusedError("bad_request")
     body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM:
-            raise _RefusedError("bad_request")
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_FORM:
+                raise _RefusedError("bad_request")
+    except ClientDisconnect:
+        raise _RefusedError("bad_request") from None
     try:
         fields = parse_qs(body.decode("utf-8"), max_num_fields=8, keep_blank_values=True)
     except (UnicodeDecodeError, ValueError):
@@ -133,18 +139,12 @@ async def page(request: Request) -> Response:
     deps = _deps(request)
     claims = _claims(request, deps, "view")
     view = await _view(deps, claims.tenant)
-    notice = request.query_params.get("n", "")
-    if should_start(view, claims.issued_at):
-        reply = await deps.bus.command(claims.tenant, "start", {})
-        log.info("tenant=%s page: started a login (%s)", claims.tenant, reply.get("state"))
-        notice = _notice_of(reply) or notice
-        view = await _view(deps, claims.tenant)
     html = render_page(
         view,
         token=str(request.path_params["token"]),
         csrf=deps.signer.csrf_token(claims),
         now=deps.clock(),
-        notice=NOTICES.get(notice, ""),
+        notice=NOTICES.get(request.query_params.get("n", ""), ""),
     )
     return HTMLResponse(html)
 
@@ -152,7 +152,15 @@ async def page(request: Request) -> Response:
 async def events(request: Request) -> Response:
     deps = _deps(request)
     claims = _claims(request, deps, "events")
-    view = await _view(deps, claims.tenant)
+    if not deps.streams.take(claims.tenant):
+        log.info("tenant=%s page: live updates refused (too many streams)", claims.tenant)
+        raise _RefusedError("busy", retry_after=10)
+    try:
+        view = await _view(deps, claims.tenant)
+    except BaseException:
+        deps.streams.give_back(claims.tenant)
+        raise
+    # The stream gives the slot back when it ends.
     return EventStream(deps, claims, view, cast("anyio.Event", request.state.closing))
 
 
@@ -169,11 +177,18 @@ async def password(request: Request) -> Response:
 
 
 async def start(request: Request) -> Response:
+    """The user pressed the button: start a login that keeps the tenant's ownership check."""
     deps = _deps(request)
     claims = _claims(request, deps, "start")
     await _form(request, deps, claims)
-    reply = await deps.bus.command(claims.tenant, "start", {})
-    log.info("tenant=%s page: new code asked for (%s)", claims.tenant, reply.get("state"))
+    view = await _view(deps, claims.tenant)
+    if view.quarantined:
+        return _back(request, "tenant_quarantined")
+    body: dict[str, object] = {}
+    if view.expected_user_id is not None:
+        body["expected_user_id"] = view.expected_user_id
+    reply = await deps.bus.command(claims.tenant, "start", body)
+    log.info("tenant=%s page: login started (%s)", claims.tenant, reply.get("state"))
     return _back(request, _notice_of(reply))
 
 

@@ -22,7 +22,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import api
 
-from events import MAC_HEADER, Record, StoredMessage, event_subject
+from events import MAC_HEADER, Head, StoredMessage, TenantLog, event_subject
 
 __all__ = ["Limiter", "NatsBus", "PageBus", "TenantReader"]
 
@@ -48,11 +48,11 @@ class PageBus(Protocol):
 class TenantReader(Protocol):
     """The part of :class:`events.EventLog` the page reads with."""
 
-    async def read_tenant(self, tenant: str, after: int = 0) -> list[Record]:
-        """The tenant's stored events after sequence ``after``, in order.
+    async def load_tenant(self, tenant: str, *, after: Head | None = None) -> TenantLog:
+        """The tenant's chain as it verifies: its events, its head, its bad messages.
 
         Raises:
-            EventLogError: the log cannot give them (unavailable, or the tenant's log is bad).
+            EventLogUnavailableError: the log did not answer.
         """
         ...
 
@@ -68,7 +68,7 @@ def _unavailable(message: str) -> dict[str, Any]:
 
 
 class NatsBus:
-    """:class:`PageBus` over the service's own NATS connection."""
+    """:class:`PageBus` over the page's NATS connection (role ``page``)."""
 
     def __init__(self, nc: Client, *, stream: str, timeout_s: float = 25.0) -> None:
         self._nc = nc

@@ -12,6 +12,7 @@ from typing import Final
 from events import ChainKey
 
 from ._bus import Limiter, PageBus, TenantReader
+from ._limits import StreamSlots
 from ._links import LinkSigner
 
 __all__ = ["PAGE_LIMITS", "PageDeps", "utcnow"]
@@ -31,8 +32,8 @@ class PageDeps:
     """Everything the page app needs, wired by the composition root.
 
     ``public_origins``: the origins a form POST may come from (the public URL's, and the
-    address the server is bound to). ``keepalive_s``: how often an idle live stream sends a
-    comment (proxies drop silent connections).
+    address the server is bound to). ``streams``: the live streams' caps. ``keepalive_s``:
+    how often an idle live stream sends a comment (proxies drop silent connections).
     """
 
     log: TenantReader
@@ -41,6 +42,7 @@ class PageDeps:
     signer: LinkSigner
     limiter: Limiter
     public_origins: frozenset[str]
+    streams: StreamSlots = field(default_factory=lambda: StreamSlots(200, 4))
     clock: Callable[[], datetime] = utcnow
     monotonic: Callable[[], float] = time.monotonic
     keepalive_s: float = 15.0

@@ -1,10 +1,13 @@
 """The tenant's events as the page sees them: the folded history and the live stream.
 
-History comes from the service's :class:`~events.EventLog` (``read_tenant``), live events from
-the tenant's subject (:meth:`PageBus.follow`), both decoded by the events codec; only events
-whose chain MAC verifies (``ChainKey.check``) change what the page shows. The live stream is
-server-sent events: one ``state`` event with the whole view whenever it changes, a comment
-every ``keepalive_s``, and ``end`` when the link expires.
+History comes from the log (``load_tenant``: the tenant's chain as it verifies), live events
+from the tenant's subject (:meth:`PageBus.follow`), each checked as the chain's next link
+(:func:`._view.apply_item`: its MAC, and its ``prev`` against the last folded event), so that
+neither a forged event nor a genuine one replayed out of place changes what the page shows. The
+live stream is server-sent events: one ``state`` event with the whole view whenever it changes,
+a comment every ``keepalive_s``, and ``end`` when the link expires. Under auth the log the page
+reads is a mirror that may trail the service by milliseconds: the stream follows it, and
+nothing assumes an event is visible as soon as a command was answered.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from typing import Final
 
 import anyio
@@ -20,12 +22,12 @@ import msgspec
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from events import EventLogError, EventLogUnavailableError, Record, StoredMessage, decode_stored
+from events import StoredMessage, decode_stored
 
 from ._deps import PageDeps
 from ._links import LinkClaims
 from ._render import view_json
-from ._view import PageView, apply_record
+from ._view import PageView, apply_item, view_of
 
 __all__ = ["EventStream", "apply_message", "load_view"]
 
@@ -40,35 +42,19 @@ _HEADERS: Final = [
 Write = Callable[[bytes], Awaitable[None]]
 
 
-def _verified(deps: PageDeps, record: Record) -> bool:
-    return deps.chain_key.check(record.data, record.mac)
-
-
 async def load_view(deps: PageDeps, tenant: str) -> PageView:
-    """The tenant's page as its stored, verified events tell it.
+    """The tenant's page as its stored chain tells it.
 
     Raises:
         EventLogUnavailableError: the log did not answer.
     """
-    view = PageView.empty(tenant)
-    try:
-        records = await deps.log.read_tenant(tenant)
-    except EventLogUnavailableError:
-        raise
-    except EventLogError:
-        # The log itself refuses the tenant (undecodable or unverified messages).
-        return replace(view, quarantined=True)
-    for record in records:
-        view = apply_record(view, record, verified=_verified(deps, record))
-    return view
+    return view_of(await deps.log.load_tenant(tenant))
 
 
 def apply_message(deps: PageDeps, view: PageView, message: StoredMessage) -> PageView:
-    """``view`` after one live message: decoded, verified, folded (or quarantined)."""
-    item = decode_stored(message)
-    if not isinstance(item, Record):
-        return replace(view, seq=max(view.seq, message.seq), quarantined=True)
-    return apply_record(view, item, verified=_verified(deps, item))
+    """``view`` after one live message: decoded, checked as the chain's next link, folded
+    (or recorded as bad: the page then shows the tenant on hold)."""
+    return apply_item(view, decode_stored(message), deps.chain_key)
 
 
 def _sse(kind: str, data: dict[str, object]) -> bytes:
@@ -85,7 +71,8 @@ class EventStream(Response):
     """ASGI response: the live ``text/event-stream`` of one page, from ``view`` on.
 
     Ends when the link expires (``end``), the client goes away, or ``closing`` is set (the
-    server is stopping); each of those cancels the others, in one task group.
+    server is stopping); each of those cancels the others, in one task group. It holds one of
+    ``deps.streams``' slots for the tenant (taken by the caller) and gives it back when done.
     """
 
     def __init__(
@@ -98,6 +85,12 @@ class EventStream(Response):
         self._closing = closing
 
     async def __call__(self, _: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self._serve(receive, send)
+        finally:
+            self._deps.streams.give_back(self._claims.tenant)
+
+    async def _serve(self, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": _HEADERS})
 
         async def write(chunk: bytes) -> None:

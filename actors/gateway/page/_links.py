@@ -83,13 +83,18 @@ class LinkKey:
         return hmac.new(self._key, purpose + data, hashlib.sha256).digest()
 
 
-def load_link_key(data_dir: Path, env: Mapping[str, str] = os.environ) -> LinkKey:
-    """``TGQR_LINK_KEY`` (hex), else ``data_dir/link.key`` (created 0600 when missing).
+def load_link_key(
+    data_dir: Path, env: Mapping[str, str] = os.environ, *, create: bool = True
+) -> LinkKey:
+    """``TGQR_LINK_KEY`` (hex), else ``data_dir/link.key`` (created 0600 when missing, if
+    ``create``: only the service, which issues links, makes one; a page that made its own
+    would refuse every link).
 
     Blocks on the file system. Concurrent first starts end up with the same key.
 
     Raises:
-        LinkKeyError: the variable is not hex of at least 16 bytes, or the file is unreadable.
+        LinkKeyError: the variable is not hex of at least 16 bytes, or the file is unreadable
+            (or missing, without ``create``).
     """
     raw = env.get(LINK_KEY_ENV, "").strip()
     if raw:
@@ -98,6 +103,8 @@ def load_link_key(data_dir: Path, env: Mapping[str, str] = os.environ) -> LinkKe
         except ValueError:
             raise LinkKeyError(f"{LINK_KEY_ENV} must be at least 32 hex digits") from None
     path = data_dir / LINK_KEY_FILE
+    if not create and not path.exists():
+        raise LinkKeyError(f"no link key: {LINK_KEY_ENV} is not set and {path} does not exist")
     if not path.exists():
         create_key_file(path, secrets.token_hex(32).encode() + b"\n")
     try:

@@ -39,6 +39,7 @@ ERRORS: Final[dict[str, tuple[int, str, str]]] = {
     "not_found": (404, "Nothing here", "Open the login link you were given."),
     "method_not_allowed": (405, "Nothing here", "Open the login link you were given."),
     "unavailable": (503, "Temporarily unavailable", "The service is busy. Try again in a moment."),
+    "busy": (503, "Too many open pages", "Close other tabs of this page, then reload it."),
     "error": (500, "Something went wrong", "Please try again in a moment."),
 }
 """Error page kind -> (HTTP status, title, message). The kind is the page's ``data-state``."""
@@ -118,7 +119,7 @@ def _hidden(show: bool) -> str:
 
 def _start_form(action: str, csrf: str, label: str) -> str:
     return (
-        f'<form method="post" action="{action}">'
+        f'<form method="post" action="{action}" class="start">'
         f'<input type="hidden" name="csrf" value="{escape(csrf)}">'
         f'<button type="submit">{label}</button></form>'
     )
@@ -139,7 +140,9 @@ def render_page(view: PageView, *, token: str, csrf: str, now: datetime, notice:
     )
     head = _head(f'<script src="/static/page.js" defer></script>\n{refresh}')
     sections = {
-        "idle": '<p class="big">Getting your code…</p>' + _start_form(start, csrf, "Get a code"),
+        "idle": '<p class="big">Log in with your phone</p>'
+        "<p>Get a code, then scan it with Telegram on your phone.</p>"
+        + _start_form(start, csrf, "Get a code"),
         "pending": (
             f'<div id="qr" class="qr-box" role="img" aria-label="QR code to scan with Telegram">'
             f"{qr_box}</div>"

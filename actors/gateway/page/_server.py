@@ -1,10 +1,12 @@
-"""The page's HTTP server: uvicorn's ``Server.serve()`` inside the service's own task group.
+"""The page's HTTP server: uvicorn's ``Server.serve()`` with read deadlines and connection caps.
 
-The socket is bound once, when the server is opened, so its address is known (port 0 picks a
-free one) before anything serves, and a restarted server keeps it. uvicorn's signal handlers
-are disabled: the service owns SIGINT/SIGTERM. Cancelling :meth:`PageServer.run` ends every live
+The socket is bound before the server runs (port 0 picks a free one), or handed over already
+bound (``tgqr up`` binds it and passes it to the page process it starts), so its address is
+known before anything serves, and a restarted server keeps it. uvicorn's signal handlers are
+disabled: the caller owns SIGINT/SIGTERM. Cancelling :meth:`PageServer.run` ends every live
 stream, lets uvicorn finish its open responses (at most a few seconds) and returns; it runs in
-the caller's event loop, no thread and no second loop.
+the caller's event loop, no thread and no second loop. The bounds (:class:`ServeLimits`) are
+kept by :mod:`._guard` (connections, read deadlines) and the app (live streams).
 """
 
 from __future__ import annotations
@@ -19,17 +21,26 @@ from typing import Final, Self
 import anyio
 import uvicorn
 from anyio.abc import TaskStatus
-from nats.aio.client import Client
 
-from events import ChainKey, EventLog
+from events import ChainKey
 
 from ._app import build_app
-from ._bus import Limiter, NatsBus
+from ._bus import Limiter, PageBus, TenantReader
 from ._deps import PageDeps, utcnow
-from ._links import DEFAULT_LINK_TTL_S, LinkKey, LinkSigner
+from ._guard import ConnectionGuard, guarded_protocol
+from ._limits import ServeLimits, StreamSlots
+from ._links import LinkKey, LinkSigner
 from ._security import origin_of
 
-__all__ = ["DEFAULT_HTTP", "HttpAddressError", "PageServer", "open_page_server", "parse_http"]
+__all__ = [
+    "DEFAULT_HTTP",
+    "HttpAddressError",
+    "PageServer",
+    "bind_http",
+    "open_page_server",
+    "parse_http",
+    "url_of",
+]
 
 log = logging.getLogger("tgqr.page")
 
@@ -56,19 +67,28 @@ def parse_http(address: str) -> tuple[str, int]:
 
 
 class _Server(uvicorn.Server):
-    """uvicorn without its signal handlers (the service has its own)."""
+    """uvicorn without its signal handlers (the caller has its own)."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
 
 
+def url_of(sock: socket.socket) -> str:
+    """``http://HOST:PORT`` of a bound socket (``[v6]`` for IPv6)."""
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if sock.family == socket.AF_INET6 else f"http://{host}:{port}"
+
+
 class PageServer:
     """A bound HTTP socket and the page app; :meth:`run` serves it. See :func:`open_page_server`."""
 
-    def __init__(self, sock: socket.socket, deps: PageDeps, url: str) -> None:
+    def __init__(self, sock: socket.socket, deps: PageDeps, url: str, limits: ServeLimits) -> None:
         self._sock = sock
         self._deps = deps
+        self._limits = limits
+        self.guard = ConnectionGuard(limits)
+        """The server's connections (:meth:`ConnectionGuard.statistics`)."""
         self.url = url
         """Where the server listens, e.g. ``http://127.0.0.1:8080`` (the actual port)."""
 
@@ -84,12 +104,8 @@ class PageServer:
 
     @property
     def public_url(self) -> str:
-        """The base of the links it issues (``TGQR_PUBLIC_URL``, else :attr:`url`)."""
+        """Where users reach the page (``TGQR_PUBLIC_URL``, else :attr:`url`)."""
         return self._deps.signer.base_url
-
-    def links(self, tenant: str, ttl_s: int = DEFAULT_LINK_TTL_S) -> dict[str, object]:
-        """A new link to ``tenant``'s page: the ``link`` command's reply fields."""
-        return self._deps.signer.issue(tenant, ttl_s).to_json()
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Serve until cancelled (then stop within about ``SHUTDOWN_S`` seconds).
@@ -100,7 +116,7 @@ class PageServer:
         closing = anyio.Event()
         config = uvicorn.Config(
             build_app(self._deps, closing=closing),
-            http="h11",
+            http=guarded_protocol(self.guard),
             ws="none",
             lifespan="on",
             log_config=None,
@@ -108,6 +124,7 @@ class PageServer:
             access_log=False,  # its lines would hold the link tokens
             server_header=False,
             proxy_headers=False,
+            timeout_keep_alive=self._limits.keep_alive_s,
             timeout_graceful_shutdown=SHUTDOWN_S,
         )
         server = _Server(config)
@@ -126,6 +143,7 @@ class PageServer:
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(serve)
+            # The socket already listens: connections wait in its backlog until uvicorn takes them.
             task_status.started()
             try:
                 await stopped.wait()
@@ -135,10 +153,16 @@ class PageServer:
         raise RuntimeError("the web server stopped by itself")
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def bind_http(address: str) -> socket.socket:
+    """A listening socket on ``HOST:PORT`` (see :func:`parse_http`).
+
+    Raises:
+        HttpAddressError: the address is malformed or cannot be listened on.
+    """
+    host, port = parse_http(address)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        return socket.create_server((host, port), family=family, backlog=512)
+        return socket.create_server((host, port), family=family, backlog=1024)
     except OSError as exc:
         shown = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
         raise HttpAddressError(
@@ -147,39 +171,34 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def open_page_server(
-    address: str,
+    sock: socket.socket,
     *,
-    nc: Client,
-    event_log: EventLog,
+    bus: PageBus,
+    event_log: TenantReader,
     chain_key: ChainKey,
     link_key: LinkKey,
     limiter: Limiter,
-    stream: str,
+    limits: ServeLimits = ServeLimits(),  # noqa: B008 - frozen
     public_url: str | None = None,
     clock: Callable[[], datetime] = utcnow,
 ) -> PageServer:
-    """Bind ``address`` now and make the page's server (close it, or use it as a context).
+    """The page's server on the listening socket ``sock`` (it closes it when closed).
 
-    ``public_url``: the base of the links (behind a proxy, or when bound to all interfaces);
-    default the bound address.
-
-    Raises:
-        HttpAddressError: the address is malformed or cannot be listened on.
+    ``public_url``: where users reach the page (behind a proxy, or when bound to all
+    interfaces); default the bound address. Forms are accepted from both origins.
     """
-    host, port = parse_http(address)
-    sock = _bind(host, port)
-    bound = sock.getsockname()[1]
-    url = f"http://[{host}]:{bound}" if ":" in host else f"http://{host}:{bound}"
+    url = url_of(sock)
     base = (public_url or url).rstrip("/")
     deps = PageDeps(
         log=event_log,
         chain_key=chain_key,
-        bus=NatsBus(nc, stream=stream),
+        bus=bus,
         signer=LinkSigner(link_key, base, clock),
         limiter=limiter,
         public_origins=frozenset({origin_of(base), origin_of(url)}),
+        streams=StreamSlots(limits.max_streams, limits.max_streams_per_tenant),
         clock=clock,
         https=base.startswith("https://"),
     )
     log.info("end user's page on %s (links: %s/l/...)", url, base)
-    return PageServer(sock, deps, url)
+    return PageServer(sock, deps, url, limits)

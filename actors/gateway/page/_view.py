@@ -1,9 +1,13 @@
-"""What the end user's page shows, folded from the tenant's verified events (pure).
+"""What the end user's page shows, folded from the tenant's verified chain (pure).
 
 The status comes from the login aggregate's own ``evolve`` (one definition of the states);
 the page adds what only it needs: the 2FA hint, the failure reason, when the attempt started,
-and whether a message failed verification (the tenant is then ``quarantined``: nothing after
-it is shown, and the page sends no command).
+the ownership expectation its own logins must keep, and the messages that failed verification.
+A message is folded only when it is the next link of the tenant's chain (its MAC verifies under
+the chain key and its ``prev`` is the MAC of the last folded event: :func:`events.check_tenant`,
+the rule every reader of the log applies). Any other message (forged, altered, or a genuine
+event replayed out of place) marks the tenant ``quarantined`` until a verified
+``QuarantineLifted`` names it: nothing is shown but "on hold", and the page sends no command.
 """
 
 from __future__ import annotations
@@ -13,12 +17,24 @@ from datetime import datetime
 from typing import Final
 
 from actors.login import LIVE, LoginState, evolve
-from events import LoggedOut, LoginFailed, LoginStarted, PasswordRequired, Record
+from events import (
+    ChainKey,
+    Head,
+    LoggedOut,
+    LoginFailed,
+    LoginStarted,
+    PasswordRequired,
+    QuarantineLifted,
+    Record,
+    TenantLog,
+    Undecodable,
+    check_tenant,
+)
 
-__all__ = ["ENDED", "NOTICES", "PageView", "apply_record", "failure_text", "should_start"]
+__all__ = ["ENDED", "NOTICES", "PageView", "apply_item", "failure_text", "view_of"]
 
 ENDED: Final = frozenset({"idle", "expired", "failed", "cancelled", "logged_out"})
-"""States in which opening a fresh link starts a new attempt."""
+"""States in which the page offers a button that starts a new attempt."""
 
 _REASONS: Final[dict[str, str]] = {
     "ownership_mismatch": "A different Telegram account than the expected one was used.",
@@ -53,18 +69,31 @@ def failure_text(reason: str | None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class PageView:
-    """One tenant's login as the page shows it. ``seq``: the last stream sequence folded."""
+    """One tenant's login as the page shows it.
+
+    ``seq``: the last stream sequence seen (bad messages included); ``mac``: the MAC of the last
+    folded event, which the next one must name as its ``prev``; ``bad``: the sequences of
+    messages that are not part of the chain and were not released.
+    """
 
     login: LoginState
     seq: int = 0
+    mac: str = ""
     hint: str = ""
     reason: str | None = None
     started_at: datetime | None = None
-    quarantined: bool = False
+    expected_user_id: int | None = None
+    """The ``expected_user_id`` of the tenant's last ``LoginStarted``: a login the page starts
+    keeps it, so a new attempt never drops the ownership check an app asked for."""
+    bad: frozenset[int] = frozenset()
 
     @classmethod
     def empty(cls, tenant: str) -> PageView:
         return cls(LoginState(tenant=tenant))
+
+    @property
+    def quarantined(self) -> bool:
+        return bool(self.bad)
 
     @property
     def state(self) -> str:
@@ -75,37 +104,57 @@ class PageView:
     def live(self) -> bool:
         return not self.quarantined and self.login.status in LIVE
 
+    @property
+    def startable(self) -> bool:
+        """Whether the page offers to start a new attempt (on the user's click only)."""
+        return not self.quarantined and self.login.status in ENDED
 
-def apply_record(view: PageView, record: Record, *, verified: bool) -> PageView:
-    """``view`` after one stored event. An event that failed verification changes nothing
-    but marks the view quarantined; one already folded (same stream sequence) is ignored."""
-    if record.seq <= view.seq:
-        return view
-    if not verified or record.tenant != view.login.tenant:
-        return replace(view, seq=record.seq, quarantined=True)
-    if view.quarantined:
-        return replace(view, seq=record.seq)
+
+def _fold(view: PageView, record: Record) -> PageView:
+    """``view`` after one verified event that links to it."""
     event = record.event
     login = evolve(view.login, event)
     hint, reason, started_at = view.hint, view.reason, view.started_at
+    expected, bad = view.expected_user_id, view.bad
     match event:
         case LoginStarted():
             hint, reason, started_at = "", None, event.at
+            expected = event.expected_user_id
         case PasswordRequired():
             hint = event.hint
         case LoginFailed() | LoggedOut():
             reason = event.reason
+        case QuarantineLifted():
+            bad = bad - frozenset(event.sequences)
         case _:
             pass
     return replace(
-        view, login=login, seq=record.seq, hint=hint, reason=reason, started_at=started_at
+        view,
+        login=login,
+        seq=max(view.seq, record.seq),
+        mac=record.mac,
+        hint=hint,
+        reason=reason,
+        started_at=started_at,
+        expected_user_id=expected,
+        bad=bad,
     )
 
 
-def should_start(view: PageView, link_issued_at: datetime) -> bool:
-    """Whether opening the page starts a login: none is active, the tenant is not authorized
-    or quarantined, and no attempt has started since the link was issued (so a reload after
-    an expiry shows the outcome and its "new code" button instead of a silent new attempt)."""
-    if view.quarantined or view.login.status not in ENDED:
-        return False
-    return view.started_at is None or view.started_at < link_issued_at
+def view_of(log: TenantLog) -> PageView:
+    """The page of a tenant's chain as :meth:`events.EventLog.load_tenant` checked it."""
+    view = PageView.empty(log.tenant)
+    for record in log.records:
+        view = _fold(view, record)
+    return replace(view, seq=log.head.seq, mac=log.head.mac, bad=frozenset(b.seq for b in log.bad))
+
+
+def apply_item(view: PageView, item: Record | Undecodable, key: ChainKey) -> PageView:
+    """``view`` after the next stored message of the tenant: folded if it is the chain's next
+    link, else recorded as bad (quarantined). One already seen (same sequence) is ignored."""
+    if item.seq <= view.seq:
+        return view
+    checked = check_tenant(view.login.tenant, [item], key, after=Head(0, view.mac))
+    if checked.bad or not checked.records:
+        return replace(view, seq=item.seq, bad=view.bad | {item.seq})
+    return _fold(view, checked.records[0])

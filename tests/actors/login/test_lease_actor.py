@@ -18,8 +18,10 @@ import anyio.lowlevel
 import pytest
 from cryptography.fernet import Fernet, MultiFernet
 
-from actors.hpke import KeyPair, SealedOpenError, lease_info
+from actors.hpke import KeyPair, SealedOpenError, lease_info, proof_info
+from actors.lease_store import LeaseRecord, MemoryLeaseStore
 from actors.login import (
+    PROOF_INVALID,
     ActorDeps,
     Command,
     CommandReply,
@@ -32,6 +34,7 @@ from actors.login import (
     Renew,
     Start,
     Validate,
+    proof_digest,
     run_actor,
 )
 from actors.telegram import FakeTelegram
@@ -104,6 +107,7 @@ class Rig:
         self.fake = FakeTelegram(clock=self.clock)
         self.log = PhoneLog(self.fake)
         self.vault = MemorySessionVault(MultiFernet([Fernet(Fernet.generate_key())]))
+        self.leases = MemoryLeaseStore()  # the tgqr_leases bucket
         self.send, self.receive = anyio.create_memory_object_stream[Mail](16)
         self.done = anyio.Event()  # the current run of the actor returned (its tenant rests)
         self._wanted = anyio.Event()
@@ -117,6 +121,7 @@ class Rig:
             clock=self.clock,
             sleep=self.clock.sleep,
             random=lambda: 0.5,
+            leases=self.leases,
         )
 
     async def run(self) -> None:
@@ -180,6 +185,18 @@ def lease(keys: KeyPair, holder: str = "parser-1", ttl_s: int = 60) -> Lease:
     return Lease(holder, keys.public_key, keys.suite, ttl_s)
 
 
+def proof_of(keys: KeyPair, reply: CommandReply) -> bytes:
+    """The holder's side: open the lease's sealed proof."""
+    extra = reply.extra
+    info = proof_info(TENANT, str(extra["lease_id"]), int(str(extra["fence"])))
+    return keys.open(base64.b64decode(str(extra["proof_sealed"])), info)
+
+
+def held(keys: KeyPair, reply: CommandReply, **more: object) -> dict[str, object]:
+    """What renew and release need: the lease id and the proof (as the gateway passes them)."""
+    return {"lease_id": str(reply.extra["lease_id"]), "proof": proof_of(keys, reply), **more}
+
+
 @pytest.mark.parametrize("suite", ["mlkem768-x25519", "x25519"])
 async def test_a_lease_hands_out_the_session_sealed_to_the_holder(
     suite: str, caplog: pytest.LogCaptureFixture
@@ -193,7 +210,8 @@ async def test_a_lease_hands_out_the_session_sealed_to_the_holder(
         assert reply.ok, reply
         extra = dict(reply.extra)
         assert set(extra) == {
-            "tenant", "lease_id", "fence", "expires_at", "user_id", "dc_id", "suite", "sealed"
+            "tenant", "lease_id", "fence", "expires_at", "user_id", "dc_id", "suite", "sealed",
+            "proof_sealed", "proof_digest",
         }  # fmt: skip
         assert (extra["user_id"], extra["suite"]) == (1001, suite)
         assert extra["expires_at"] == T0 + timedelta(seconds=60)
@@ -206,9 +224,27 @@ async def test_a_lease_hands_out_the_session_sealed_to_the_holder(
             keys.open(sealed, lease_info(TENANT, "other", int(str(extra["fence"]))))
         with pytest.raises(SealedOpenError):
             KeyPair.generate(suite).open(sealed, info)
-        stored = b"".join(r.data for r in await rig.log.read_tenant(TENANT))
-        assert entry.session.encode() not in stored
+        proof = proof_of(keys, reply)
+        assert len(proof) == 32
+        proof_sealed = base64.b64decode(str(extra["proof_sealed"]))
+        with pytest.raises(SealedOpenError):  # neither sealed value stands in for the other
+            keys.open(sealed, proof_info(TENANT, str(extra["lease_id"]), int(str(extra["fence"]))))
+        with pytest.raises(SealedOpenError):
+            keys.open(proof_sealed, info)
+        records = await rig.log.read_tenant(TENANT)
+        stored = b"".join(r.data for r in records)
+        granted = records[-1].event
+        assert isinstance(granted, SessionLeased)
+        assert granted.proof_digest == proof_digest(TENANT, granted.lease_id, proof)
+        for secret in (
+            entry.session.encode(),
+            proof,
+            base64.b64encode(proof),
+            proof.hex().encode(),
+        ):
+            assert secret not in stored
         assert entry.session not in caplog.text
+        assert base64.b64encode(proof).decode() not in caplog.text
         assert "SessionLeased tenant=acme" in caplog.text
 
 
@@ -233,31 +269,127 @@ async def test_a_lease_keeps_the_actor_and_expires_on_its_timer() -> None:
         assert first.ok
 
 
-async def test_renew_moves_the_timer_and_a_late_renew_is_lost() -> None:
-    """A renewal keeps the fence and pushes the expiry (the old timer does not end the lease);
-    after the expiry a renew is lease_lost and a new lease gets a higher fence."""
+async def test_renew_moves_the_timer_without_an_event_and_a_late_renew_is_lost() -> None:
+    """A renewal with the proof keeps the fence and pushes the expiry: no event is appended,
+    the lease store holds the new expiry, and the old timer does not end the lease; after the
+    expiry a renew is lease_lost and a new lease gets a higher fence."""
     keys = KeyPair.generate("x25519")
     async with authorized() as rig:
         first = await rig.ask(lease(keys, ttl_s=60))
         lease_id, fence = first.extra["lease_id"], first.extra["fence"]
         await rig.settle()
+        before = await rig.kinds()
         rig.clock.advance(50)
-        renewed = await rig.ask(Renew(str(lease_id)))
+        renewed = await rig.ask(Renew(**held(keys, first)))  # type: ignore[arg-type]
         assert dict(renewed.extra) == {
             "lease_id": lease_id,
             "fence": fence,
             "expires_at": T0 + timedelta(seconds=110),
         }
+        assert await rig.kinds() == before  # no event for a renewal
+        stored = await rig.leases.get(TENANT)
+        assert stored is not None
+        assert stored.record == LeaseRecord(
+            lease_id=str(lease_id), fence=int(str(fence)), expires_at=T0 + timedelta(seconds=110)
+        )
         rig.clock.advance(20)  # past the first expiry, before the renewed one
         validated = await rig.ask(Validate())  # a no-op round trip through the loop
         assert validated.ok
         assert "SessionReleased" not in await rig.kinds()
         rig.clock.advance(40)
         await rig.wait_for("SessionReleased")
-        late = await rig.ask(Renew(str(lease_id)))
+        late = await rig.ask(Renew(**held(keys, first)))  # type: ignore[arg-type]
         assert late.error_code == "lease_lost"
         second = await rig.ask(lease(keys, holder="other"))
         assert int(str(second.extra["fence"])) > int(str(fence))
+
+
+async def test_without_the_proof_nobody_renews_releases_or_revokes() -> None:
+    """Another app knows lease_id and fence (the log is readable): renew, release and a
+    revoked release with no proof, a wrong one, or the proof of an earlier lease are
+    lease_proof_invalid; nothing is appended, the store is untouched, the session stays; the
+    holder's own renew and release then work."""
+    keys = KeyPair.generate("x25519")
+    async with authorized() as rig:
+        earlier = await rig.ask(lease(keys, ttl_s=60))
+        assert (await rig.ask(Release(**held(keys, earlier)))).ok  # type: ignore[arg-type]
+        current = await rig.ask(lease(keys, ttl_s=60))
+        lease_id = str(current.extra["lease_id"])
+        kinds = await rig.kinds()
+        for proof in (b"", b"\x00" * 32, proof_of(keys, earlier)):
+            for command in (
+                Renew(lease_id, proof=proof),
+                Renew(lease_id, ttl_s=3600, proof=proof),
+                Release(lease_id, proof=proof),
+                Release(lease_id, revoked=True, proof=proof),
+            ):
+                reply = await rig.ask(command)
+                assert reply.error_code == PROOF_INVALID, reply
+        assert await rig.kinds() == kinds
+        assert await rig.leases.get(TENANT) is not None  # the earlier lease's end only
+        stored = await rig.leases.get(TENANT)
+        assert stored is not None
+        assert stored.record.lease_id != lease_id
+        assert await rig.vault.get(TENANT) is not None
+        assert (await rig.ask(lease(keys, holder="thief"))).error_code == "leased"
+        assert (await rig.ask(Renew(**held(keys, current)))).ok  # type: ignore[arg-type]
+        assert (await rig.ask(Release(**held(keys, current)))).ok  # type: ignore[arg-type]
+        assert (await rig.kinds())[-1] == "SessionReleased"
+
+
+async def test_a_renewal_survives_a_restart() -> None:
+    """Renewed (no event), then the actor restarts: it hydrates the lease from the log and
+    its renewed expiry from the store; past the granted expiry the lease still runs, until
+    the renewed one."""
+    keys = KeyPair.generate("x25519")
+    async with authorized() as rig:
+        first = await rig.ask(lease(keys, ttl_s=60))
+        await rig.settle()
+        rig.clock.advance(50)
+        assert (await rig.ask(Renew(**held(keys, first)))).ok  # type: ignore[arg-type]
+    fresh = Rig(clock=rig.clock)
+    fresh.log, fresh.vault, fresh.leases = rig.log, rig.vault, rig.leases
+    with fresh.send, fresh.receive, anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(fresh.run)
+            await fresh.settle()
+            fresh.clock.advance(20)  # t=70: past the grant's 60, before the renewal's 110
+            refused = await fresh.ask(lease(keys, holder="other"))
+            assert refused.error_code == "leased"
+            assert refused.extra["expires_at"] == T0 + timedelta(seconds=110)
+            assert "SessionReleased" not in await fresh.kinds()
+            renewed = await fresh.ask(Renew(**held(keys, first)))  # type: ignore[arg-type]
+            assert renewed.extra["expires_at"] == T0 + timedelta(seconds=130)
+            fresh.clock.advance(60)
+            await fresh.wait_for("SessionReleased")
+            tg.cancel_scope.cancel()
+        scope.cancel()
+
+
+async def test_two_actors_of_one_tenant_agree_through_the_store() -> None:
+    """Two instances' actors of one tenant (one log, one store): a renewal through one is
+    adopted by the other when its own view runs out (no expiry, no grant over it); once the
+    holder released through the second, a renewal through the first (stale) is lease_lost."""
+    keys = KeyPair.generate("x25519")
+    async with authorized() as one:
+        first = await one.ask(lease(keys, ttl_s=60))
+        two = Rig(clock=one.clock)
+        two.log, two.vault, two.leases = one.log, one.vault, one.leases
+        with two.send, two.receive:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(two.run)
+                await two.settle()  # hydrated: expiry 60 in its view
+                one.clock.advance(50)
+                assert (await one.ask(Renew(**held(keys, first)))).ok  # type: ignore[arg-type]
+                one.clock.advance(15)  # t=65: two's own view ran out; the store says 110
+                refused = await two.ask(lease(keys, holder="thief"))
+                assert refused.error_code == "leased"
+                assert refused.extra["expires_at"] == T0 + timedelta(seconds=110)
+                assert "SessionReleased" not in await two.kinds()
+                assert (await two.ask(Release(**held(keys, first)))).ok  # type: ignore[arg-type]
+                lost = await one.ask(Renew(**held(keys, first)))  # type: ignore[arg-type]
+                assert lost.error_code == "lease_lost"
+                tg.cancel_scope.cancel()
 
 
 async def test_a_lapsed_lease_ends_when_the_next_command_arrives() -> None:
@@ -297,7 +429,7 @@ async def test_logout_and_revoked_release_end_the_lease_first() -> None:
         ]
     async with authorized() as rig:
         granted = await rig.ask(lease(keys))
-        reply = await rig.ask(Release(str(granted.extra["lease_id"]), revoked=True))
+        reply = await rig.ask(Release(**held(keys, granted, revoked=True)))  # type: ignore[arg-type]
         assert reply.ok
         events = [r.event for r in await rig.log.read_tenant(TENANT)]
         assert [(type(e).__name__, getattr(e, "reason", "")) for e in events[-2:]] == [

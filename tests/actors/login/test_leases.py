@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -9,6 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actors.login import (
+    PROOF_INVALID,
+    HeldLease,
     Input,
     Lease,
     LeaseDue,
@@ -25,6 +28,8 @@ from actors.login import (
     Validate,
     decide,
     fold,
+    proof_digest,
+    renewal,
     uses_session,
 )
 from events import Event, LoggedOut, SessionLeased, SessionReleased
@@ -33,6 +38,7 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 P = Policy()
 TENANT = "acme"
 KEY = b"k" * 32
+PROOF = b"p" * 32  # the holder's secret (the shell makes a random one per lease)
 
 
 def at(seconds: float) -> datetime:
@@ -57,7 +63,16 @@ def run(state: LoginState, *inputs: tuple[float, Input]) -> tuple[LoginState, li
 def lease(
     holder: str = "parser-1", *, ttl_s: int = 300, lease_id: str = "L1", fence: int = 0
 ) -> Lease:
-    return Lease(holder, KEY, "x25519", ttl_s, lease_id, fence)
+    return Lease(
+        holder, KEY, "x25519", ttl_s, lease_id, fence, proof_digest(TENANT, lease_id, PROOF)
+    )
+
+
+def renewed(state: LoginState, command: Renew, when: float) -> LoginState:
+    """``state`` after an accepted renewal (the shell keeps the lease ``renewal`` gives)."""
+    lease = renewal(state, command, at(when))
+    assert isinstance(lease, HeldLease), lease
+    return replace(state, lease=lease)
 
 
 AUTHORIZED, _ = run(
@@ -134,17 +149,20 @@ def test_a_lease_after_expiry_ends_the_old_one_and_gets_a_higher_fence() -> None
 # --- renew ---------------------------------------------------------------------------------
 
 
-def test_renew_keeps_the_fence_and_moves_the_expiry() -> None:
-    """renew: SessionLeased again, same lease_id and fence, expires_at = now + the ttl (the
-    lease's own, or the one given)."""
-    state, events = run(LEASED, (100, Renew("L1")))
-    (renewed,) = events
-    assert isinstance(renewed, SessionLeased)
-    assert (renewed.lease_id, renewed.fence, renewed.expires_at) == ("L1", 4, at(400))
-    _, shorter = run(state, (200, Renew("L1", ttl_s=60)))
-    assert isinstance(shorter[0], SessionLeased)
-    assert shorter[0].expires_at == at(260)
-    assert decide(state, Renew("L1", ttl_s=5), at(200), P).error == "invalid_request"
+def test_renew_keeps_the_fence_and_moves_the_expiry_without_an_event() -> None:
+    """renew with the proof: no event; the lease keeps lease_id, fence and digest, and
+    expires at now + the ttl (the lease's own, or the one given)."""
+    assert decide(LEASED, Renew("L1", proof=PROOF), at(100), P) == decide(
+        LEASED, Validate(), at(100), P
+    )
+    state = renewed(LEASED, Renew("L1", proof=PROOF), 100)
+    assert LEASED.lease is not None
+    assert state.lease == replace(LEASED.lease, expires_at=at(400))
+    shorter = renewed(state, Renew("L1", ttl_s=60, proof=PROOF), 200)
+    assert shorter.lease is not None
+    assert (shorter.lease.expires_at, shorter.lease.ttl_s) == (at(260), 60)
+    bad = decide(state, Renew("L1", ttl_s=5, proof=PROOF), at(200), P)
+    assert bad.error == "invalid_request"
 
 
 @pytest.mark.parametrize(
@@ -153,17 +171,94 @@ def test_renew_keeps_the_fence_and_moves_the_expiry() -> None:
         (LEASED, "L1", 310),  # expired (exactly at expires_at)
         (LEASED, "nope", 20),  # another lease
         (AUTHORIZED, "L1", 20),  # no lease at all
-        (run(LEASED, (20, Release("L1")))[0], "L1", 21),  # released
+        (run(LEASED, (20, Release("L1", proof=PROOF)))[0], "L1", 21),  # released
     ],
     ids=["expired", "unknown", "none", "released"],
 )
 def test_renew_or_release_of_an_ended_or_unknown_lease_is_lost(
     state: LoginState, lease_id: str, when: float
 ) -> None:
-    """renew and release of anything but the running lease: lease_lost, nothing stored."""
-    for command in (Renew(lease_id), Release(lease_id), Release(lease_id, revoked=True)):
-        decision = decide(state, command, at(when), P)
-        assert (decision.error, decision.events) == ("lease_lost", ())
+    """renew and release of anything but the running lease: lease_lost, nothing stored, with
+    or without a proof."""
+    for proof in (PROOF, b""):
+        for command in (
+            Renew(lease_id, proof=proof),
+            Release(lease_id, proof=proof),
+            Release(lease_id, revoked=True, proof=proof),
+        ):
+            decision = decide(state, command, at(when), P)
+            assert (decision.error, decision.events) == ("lease_lost", ())
+
+
+# --- the holder's proof ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "proof",
+    [
+        b"",  # none: what a reader of the log has
+        b"q" * 32,  # a guess
+        PROOF[:-1],  # almost
+        bytes.fromhex(proof_digest(TENANT, "L1", PROOF)),  # the digest in the log itself
+    ],
+    ids=["missing", "wrong", "truncated", "the-logged-digest"],
+)
+def test_renew_release_and_revoke_without_the_proof_change_nothing(proof: bytes) -> None:
+    """Whoever lacks the holder's secret (it knows lease_id, fence and the digest from the
+    log): renew, release and revoked release are lease_proof_invalid, no event, and the lease
+    runs on as before."""
+    for command in (
+        Renew("L1", proof=proof),
+        Renew("L1", ttl_s=3600, proof=proof),
+        Release("L1", proof=proof),
+        Release("L1", revoked=True, proof=proof),
+    ):
+        decision = decide(LEASED, command, at(20), P)
+        assert (decision.error, decision.events) == (PROOF_INVALID, ())
+        assert "p" * 8 not in (decision.message or "")
+        if isinstance(command, Renew):
+            assert renewal(LEASED, command, at(20)) == decision
+    assert LEASED.lease is not None
+    assert LEASED.lease.running(at(309))
+
+
+def test_a_proof_names_one_lease_of_one_tenant() -> None:
+    """The digest binds tenant and lease id: the same secret under another lease or tenant
+    gives another digest, and another lease's proof does not open this one."""
+    assert proof_digest(TENANT, "L1", PROOF) != proof_digest(TENANT, "L2", PROOF)
+    assert proof_digest(TENANT, "L1", PROOF) != proof_digest("other", "L1", PROOF)
+    other_tenant = replace(LEASED, tenant="other")
+    assert decide(other_tenant, Renew("L1", proof=PROOF), at(20), P).error == PROOF_INVALID
+    second, _ = run(LEASED, (20, Release("L1", proof=PROOF)), (21, lease(lease_id="L2", fence=9)))
+    assert decide(second, Renew("L2", proof=b"q" * 32), at(22), P).error == PROOF_INVALID
+    assert decide(second, Renew("L2", proof=PROOF), at(22), P).ok
+
+
+def test_the_grant_records_the_digest_and_never_the_proof() -> None:
+    """SessionLeased carries proof_digest (hex SHA-256 under a label, tenant and lease id);
+    a lease without a digest is not granted."""
+    (event,) = decide(AUTHORIZED, lease(), at(10), P).events
+    assert isinstance(event, SessionLeased)
+    assert event.proof_digest == proof_digest(TENANT, "L1", PROOF)
+    assert len(event.proof_digest) == 64
+    assert PROOF.hex() not in repr(event)
+    assert "pppp" not in repr(event)
+    undigested = Lease("h", KEY, "x25519", 300, "L1", 0)
+    assert decide(AUTHORIZED, undigested, at(10), P).error == "invalid_request"
+    assert "pppp" not in repr(Renew("L1", proof=PROOF)) + repr(Release("L1", proof=PROOF))
+
+
+def test_a_grant_from_before_proofs_can_only_expire_or_be_logged_out() -> None:
+    """An old SessionLeased (no proof_digest): no proof renews, releases or revokes it; it
+    ends at its expiry, or by logout."""
+    env = {"tenant": TENANT, "attempt": AUTHORIZED.attempt, "at": at(10)}
+    old = SessionLeased(**env, holder="h", lease_id="L0", fence=3, expires_at=at(310))  # type: ignore[arg-type]
+    state = fold(AUTHORIZED, [old])
+    for proof in (b"", PROOF, b"\x00" * 32):
+        for command in (Renew("L0", proof=proof), Release("L0", proof=proof)):
+            assert decide(state, command, at(20), P).error == PROOF_INVALID
+    assert kinds(decide(state, LeaseDue(), at(310), P).events) == ["SessionReleased"]
+    assert kinds(decide(state, Logout(), at(20), P).events) == ["SessionReleased", "LoggedOut"]
 
 
 # --- release, expiry, logout ---------------------------------------------------------------
@@ -171,7 +266,7 @@ def test_renew_or_release_of_an_ended_or_unknown_lease_is_lost(
 
 def test_release_ends_the_lease() -> None:
     """release: SessionReleased(released); the session is the service's again."""
-    state, events = run(LEASED, (20, Release("L1")))
+    state, events = run(LEASED, (20, Release("L1", proof=PROOF)))
     assert [(type(e).__name__, getattr(e, "reason", None)) for e in events] == [
         ("SessionReleased", "released")
     ]
@@ -182,7 +277,7 @@ def test_release_ends_the_lease() -> None:
 
 def test_a_revoked_release_logs_the_tenant_out() -> None:
     """release with revoked: SessionReleased(revoked) then LoggedOut(revoked)."""
-    state, events = run(LEASED, (20, Release("L1", revoked=True)))
+    state, events = run(LEASED, (20, Release("L1", revoked=True, proof=PROOF)))
     assert [(type(e).__name__, getattr(e, "reason", None)) for e in events] == [
         ("SessionReleased", "revoked"),
         ("LoggedOut", "revoked"),
@@ -254,8 +349,8 @@ def test_fences_only_grow_and_one_lease_runs_at_a_time(steps: list[tuple[int, st
         current = held.lease_id if held else "none"
         options: dict[str, Input] = {
             "lease": lease(f"h{n}", lease_id=f"L{n}", ttl_s=120),
-            "renew": Renew(current),
-            "release": Release(current),
+            "renew": Renew(current, proof=PROOF),
+            "release": Release(current, proof=PROOF),
             "due": LeaseDue(),
             "logout": Logout(),
             "start": Start(force=True),
@@ -271,6 +366,8 @@ def test_fences_only_grow_and_one_lease_runs_at_a_time(steps: list[tuple[int, st
                     assert all(event.fence > f for f in fences)
                     fences.append(event.fence)
         state = fold(state, decision.events)
+        if what == "renew" and decision.ok:
+            state = renewed(state, Renew(current, proof=PROOF), now)
         if state.status != "authorized":  # log in again so leases can go on
             state, _ = run(
                 state,

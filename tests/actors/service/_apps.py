@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +34,17 @@ _SUITES = {
 
 @dataclass
 class App:
-    """What an app does by hand: a key pair, the request, HPKE open (no tgqr code)."""
+    """What an app does by hand: a key pair, the request, HPKE open (no tgqr code). It keeps
+    each lease's proof (opened from ``proof_sealed``) for :meth:`held`."""
 
     nc: Client
     replies: list[bytes]
+    proofs: dict[str, bytes] = field(default_factory=dict)
+
+    def held(self, lease_id: str, **more: Any) -> dict[str, Any]:
+        """A renew or release body for ``lease_id`` with its proof."""
+        proof = base64.b64encode(self.proofs[lease_id]).decode()
+        return {"lease_id": lease_id, "proof": proof, **more}
 
     async def ask(self, tenant: str, verb: str, body: dict[str, Any]) -> dict[str, Any]:
         msg = await self.nc.request(
@@ -67,9 +74,14 @@ class App:
         reply = await self.ask(tenant, "lease", body)
         if not reply["ok"]:
             return reply, None
-        info = f"tgqr-lease|{tenant}|{reply['lease_id']}|{reply['fence']}".encode()
+        bound = f"{tenant}|{reply['lease_id']}|{reply['fence']}"
         sealed = base64.b64decode(reply["sealed"], validate=True)
-        return reply, _SUITES[suite].decrypt(sealed, private, info).decode()
+        proof_sealed = base64.b64decode(reply["proof_sealed"], validate=True)
+        proof_info = f"tgqr-lease-proof|{bound}".encode()
+        self.proofs[reply["lease_id"]] = _SUITES[suite].decrypt(proof_sealed, private, proof_info)
+        return reply, _SUITES[suite].decrypt(
+            sealed, private, f"tgqr-lease|{bound}".encode()
+        ).decode()
 
 
 async def get_me(session: str) -> int | None:

@@ -93,8 +93,9 @@ class Driver:
 @pytest.fixture
 def service_config(tmp_path: Path, nats_server: NatsServer) -> ServiceConfig:
     base = ServiceConfig.from_env({}, data_dir=tmp_path / "data", nats=nats_server.url)
-    # Port 0: services under test (several at once, in some tests) never fight over 8080.
-    return replace(base, throttle_s=(0.0, 0.0), http="127.0.0.1:0")
+    # No page: its own process costs ~2 s to start, and these tests drive NATS (the page's
+    # tests start it themselves, on port 0).
+    return replace(base, throttle_s=(0.0, 0.0), http=None)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from actors.service import RunningService, Violations
 from actors.service._mirror import MIRROR_CONSUMER_IDLE_S, MIRROR_MAX_CONSUMERS
 from events.audit import audit_verify
 from events.jetstream import STREAM, JetStreamEventLog
-from tests.actors.service.conftest import connect_as, request
+from tests.actors.service.conftest import Driver, connect_as, request
 from tests.actors.service.test_roles import refused
 
 pytestmark = pytest.mark.anyio
@@ -135,7 +135,7 @@ async def test_replies_aimed_at_the_sessions_bucket_change_nothing(
         async for entry in watcher:
             if entry is not None and entry.value:
                 break
-    await watcher.stop()
+    await watcher.stop()  # type: ignore[no-untyped-call]
     before = await _entry(kv, "alice")
     assert before is not None
     for reply in (
@@ -253,3 +253,27 @@ async def test_the_mirror_is_read_only_and_bounded(
     assert threshold_ns == MIRROR_CONSUMER_IDLE_S * 1e9
     await app_v.close()
     await app.close()
+
+
+async def test_an_open_server_answers_only_inboxes(driver: Driver) -> None:
+    """On a server without accounts (one account, no auth) the responders are the wall: a
+    request whose reply is not an inbox is not run and gets no answer, so bob's subject and
+    alice's bucket entry receive nothing (before: bob was quarantined by a ping reply)."""
+    nc, running = driver.nc, driver.service
+    for subject, body in [
+        ("$SRV.PING", b""),
+        ("$SRV.STATS.tgqr", b""),
+        ("tgqr.query.health", b"{}"),
+        ("tgqr.cmd.bob.start", b"{}"),
+        ("tgqr.session.bob.lease", b"{}"),
+        ("tgqr.sim.scan", b'{"tenant": "bob", "user_id": 1}'),
+    ]:
+        await nc.publish(subject, body, reply="tgqr.evt.bob")
+        await nc.publish(subject, body, reply=f"$KV.{SESSIONS}.alice")
+        await nc.publish(subject, body)  # no reply at all: not a request, not run
+    await barrier(nc)
+    assert (await driver.scan("carol", 1))["ok"] is False  # the scan endpoint took it all
+    assert (await driver.command("dave", "start"))["ok"]
+    assert await core_subjects(running, "bob") == []
+    kv = await nc.jetstream(timeout=5).key_value(SESSIONS)
+    assert await _entry(kv, "alice") is None

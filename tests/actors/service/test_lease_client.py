@@ -82,9 +82,16 @@ async def test_lease_session_holds_renews_and_releases(driver: Driver) -> None:
                 pass
         assert refused.value.holder == "parser-1"
         assert refused.value.expires_at == lease.expires_at
-        before = lease.expires_at
+        before, kinds = lease.expires_at, [e["type"] for e in await driver.events("alice")]
         await lease.renew(ttl_s=120)
         assert lease.expires_at > before
+        assert [e["type"] for e in await driver.events("alice")] == kinds  # no event
+        assert "proof" not in repr(lease)
+        stolen = await driver.request(
+            "tgqr.session.alice.release", {"lease_id": lease.lease_id, "revoked": True}
+        )
+        assert stolen["error"]["code"] == "lease_proof_invalid"  # the id alone is not enough
+        await lease.renew()
         fence = lease.fence
     assert lease.lost
     events = await driver.events("alice")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import stat
 import subprocess
 from pathlib import Path
@@ -79,3 +80,36 @@ async def test_print_puts_only_the_session_on_stdout_and_revoked_logs_out(
     )
     assert revoked.returncode == 0, err(revoked)
     assert (await driver.events("bob"))[-1]["type"] == "LoggedOut"
+
+
+async def test_only_the_holders_record_releases_early(
+    driver: Driver, nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """The lease record (0600) holds the lease's proof, never the session; another operator
+    (another data dir, no record) or a lease id read from the log cannot release: one line,
+    exit 1, the lease still runs; the holder's record releases it."""
+    await log_in(driver, "carol", 1003)
+    mine = ["--data", str(tmp_path / "mine")]
+    leased = await run_cli(
+        nats_server, "session", "lease", "carol", "--holder", "ops", "--print", "--suite",
+        "x25519", *mine,
+    )  # fmt: skip
+    assert leased.returncode == 0, err(leased)
+    record_file = tmp_path / "mine" / "leases" / "carol.json"
+    assert stat.S_IMODE(record_file.stat().st_mode) == 0o600
+    record = json.loads(record_file.read_text())
+    assert len(record["proof"]) == 44
+    assert out(leased).strip() not in record_file.read_text()
+    lease_id = (await driver.wait_for("carol", "SessionLeased"))["lease_id"]
+    theirs = ["--data", str(tmp_path / "theirs")]
+    for args in ([], ["--lease-id", lease_id], ["--lease-id", lease_id, "--revoked"]):
+        refused = await run_cli(nats_server, "session", "release", "carol", *args, *theirs)
+        assert refused.returncode == 1
+        assert len(err(refused).strip().splitlines()) == 1
+        assert "only the holder that leased it can release it early" in err(refused)
+    wrong = await run_cli(nats_server, "session", "release", "carol", "--lease-id", "ab12", *mine)
+    assert wrong.returncode == 1
+    assert (await driver.events("carol"))[-1]["type"] == "SessionLeased"
+    released = await run_cli(nats_server, "session", "release", "carol", *mine)
+    assert released.returncode == 0, err(released)
+    assert (await driver.events("carol"))[-1]["reason"] == "released"

@@ -73,7 +73,7 @@ async def test_an_app_leases_alices_session_and_uses_it_across_a_restart(
         assert first["ok"], first
         assert set(first) == {
             "ok", "tenant", "lease_id", "fence", "expires_at", "user_id", "dc_id", "suite",
-            "sealed",
+            "sealed", "proof_sealed", "proof_digest",
         }  # fmt: skip
         assert (first["tenant"], first["user_id"], first["suite"]) == (
             "alice",
@@ -88,22 +88,24 @@ async def test_an_app_leases_alices_session_and_uses_it_across_a_restart(
         assert refused["error"]["expires_at"] == first["expires_at"]
         leased = await driver.wait_for("alice", "SessionLeased")
         assert (leased["holder"], leased["fence"]) == ("parser-1", first["fence"])
+        proofs = dict(app.proofs)
 
     async with serving(service_config, nats_server.url) as (driver, app):
         assert await get_me(session) == 1001  # the simulator kept its ports and keys
         again, _ = await app.lease("alice", "parser-2")
         assert again["error"]["code"] == "leased"  # the lease lives in the log
-        renewed = await app.ask("alice", "renew", {"lease_id": first["lease_id"]})
+        app.proofs.update(proofs)  # the holder kept its proof across the restart
+        renewed = await app.ask("alice", "renew", app.held(first["lease_id"]))
         assert renewed["ok"], renewed
         assert set(renewed) == {"ok", "lease_id", "fence", "expires_at"}
         assert renewed["fence"] == first["fence"]
-        assert await app.ask("alice", "release", {"lease_id": first["lease_id"]}) == {"ok": True}
+        assert await app.ask("alice", "release", app.held(first["lease_id"])) == {"ok": True}
         second, session2 = await app.lease("alice", "parser-2", suite="x25519")
         assert second["ok"], second
         assert second["fence"] > first["fence"]
         assert session2 == session
         assert await get_me(session2 or "") == 1001
-        assert (await app.ask("alice", "release", {"lease_id": second["lease_id"]}))["ok"]
+        assert (await app.ask("alice", "release", app.held(second["lease_id"])))["ok"]
         stored = await stream_bytes(driver.nc)
         replies = b"".join(app.replies)
 
@@ -127,7 +129,7 @@ async def test_logout_ends_the_lease_first_and_a_revoked_release_logs_out(
     assert (await driver.command("bob", "logout"))["ok"]
     kinds = [(e["type"], e.get("reason")) for e in await driver.events("bob")]
     assert kinds[-2:] == [("SessionReleased", "logout"), ("LoggedOut", "command")]
-    lost = await app.ask("bob", "renew", {"lease_id": granted["lease_id"]})
+    lost = await app.ask("bob", "renew", app.held(granted["lease_id"]))
     assert lost["error"]["code"] == "lease_lost"
 
     assert (await driver.command("bob", "start", force=True))["ok"]
@@ -138,7 +140,7 @@ async def test_logout_ends_the_lease_first_and_a_revoked_release_logs_out(
             await driver.wait_for("bob", "Authorized")
     lease, session = await app.lease("bob", "parser-1", suite="x25519")
     assert session is not None
-    reply = await app.ask("bob", "release", {"lease_id": lease["lease_id"], "revoked": True})
+    reply = await app.ask("bob", "release", app.held(lease["lease_id"], revoked=True))
     assert reply == {"ok": True}
     kinds = [(e["type"], e.get("reason")) for e in await driver.events("bob")]
     assert kinds[-2:] == [("SessionReleased", "revoked"), ("LoggedOut", "revoked")]
@@ -175,6 +177,8 @@ async def test_logout_ends_the_lease_first_and_a_revoked_release_logs_out(
         ("tgqr.session.carol.renew", b'{"lease_id": "nope"}', "lease_lost"),
         ("tgqr.session.carol.release", b'{"lease_id": "nope"}', "lease_lost"),
         ("tgqr.session.carol.release", b'{"lease_id": "n", "extra": 1}', "invalid_request"),
+        ("tgqr.session.carol.renew", b'{"lease_id": "n", "proof": "*"}', "invalid_request"),
+        ("tgqr.session.carol.release", b'{"lease_id": "n", "proof": "AAAA"}', "lease_lost"),
     ],
 )
 async def test_refusals_are_structured(
@@ -196,7 +200,7 @@ async def test_an_unrenewed_lease_ends_and_the_next_gets_a_higher_fence(driver: 
     first, _ = await app.lease("dave", "parser-1", suite="x25519", ttl_s=10)
     released = await driver.wait_for("dave", "SessionReleased", within_s=25)
     assert (released["lease_id"], released["reason"]) == (first["lease_id"], "expired")
-    late = await app.ask("dave", "renew", {"lease_id": first["lease_id"]})
+    late = await app.ask("dave", "renew", app.held(first["lease_id"]))
     assert late["error"]["code"] == "lease_lost"
     second, session = await app.lease("dave", "parser-2", suite="x25519")
     assert second["fence"] > first["fence"]

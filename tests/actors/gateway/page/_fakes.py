@@ -1,8 +1,10 @@
-"""Fakes for the page's unit tests: a tenant log of sealed events, a bus that records
-commands, a settable clock, and the deps that wire them (no NATS, no event loop needed)."""
+"""Fakes for the page's unit tests: a tenant log of sealed events (read through the real
+``check_tenant``), a bus that records commands and follows the fake log's stored messages as
+they are added, a settable clock, and the deps that wire them (no NATS)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -20,10 +22,15 @@ from events import (
     Event,
     EventLogUnavailableError,
     Expired,
+    Head,
     LoginStarted,
     QrIssued,
     Record,
     StoredMessage,
+    TenantLog,
+    check_tenant,
+    decode_stored,
+    event_subject,
     seal,
 )
 
@@ -31,6 +38,8 @@ T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 CHAIN_KEY = ChainKey(b"c" * 32)
 LINK_KEY = LinkKey(b"k" * 32)
 BASE = "http://testserver"
+SAME_ORIGIN = {"origin": BASE, "sec-fetch-site": "same-origin"}
+"""What a browser sends with a form posted from our own page."""
 
 
 @dataclass
@@ -49,29 +58,66 @@ class Clock:
 
 @dataclass
 class FakeLog:
-    """Sealed, chained records per tenant (what ``read_tenant`` of the real log returns)."""
+    """Stored messages per tenant, as the stream holds them (sealed and chained by ``add``,
+    or any bytes by ``store``); read through the real ``check_tenant``."""
 
-    records: dict[str, list[Record]] = field(default_factory=dict)
-    seq: int = 0
+    stored: list[StoredMessage] = field(default_factory=list)
     unavailable: bool = False
+    _added: anyio.Event = field(default_factory=anyio.Event)
+
+    @property
+    def records(self) -> dict[str, list[Record]]:
+        """Every stored message that decodes, per tenant."""
+        out: dict[str, list[Record]] = {}
+        for message in self.stored:
+            item = decode_stored(message)
+            if isinstance(item, Record):
+                out.setdefault(item.tenant, []).append(item)
+        return out
 
     def add(self, event: Event, *, mac: str | None = None) -> Record:
-        chain = self.records.setdefault(event.tenant, [])
-        sealed = seal(event, chain[-1].mac if chain else "", CHAIN_KEY)
-        self.seq += 1
-        record = Record(self.seq, event.tenant, sealed.event, mac or sealed.mac, sealed.data)
-        chain.append(record)
-        return record
+        """Append ``event`` linked to the tenant's last verified event, as the service does
+        (``mac``: store it with this wrong MAC instead)."""
+        subject = event_subject(event.tenant)
+        items = [decode_stored(m) for m in self.stored if m.subject == subject]
+        head = check_tenant(event.tenant, items, CHAIN_KEY).head
+        sealed = seal(event, head.mac, CHAIN_KEY)
+        return self.store(event.tenant, sealed.data, mac or sealed.mac)
 
-    async def read_tenant(self, tenant: str, after: int = 0) -> list[Record]:
+    def store(self, tenant: str, data: bytes, mac: str) -> Record:
+        """Store ``data`` on the tenant's subject as is (a replay, a forgery)."""
+        message = StoredMessage(len(self.stored) + 1, event_subject(tenant), data, mac)
+        self.stored.append(message)
+        self._added.set()
+        self._added = anyio.Event()
+        item = decode_stored(message)
+        assert isinstance(item, Record)
+        return item
+
+    async def load_tenant(self, tenant: str, *, after: Head | None = None) -> TenantLog:
         if self.unavailable:
             raise EventLogUnavailableError("down")
-        return [r for r in self.records.get(tenant, []) if r.seq > after]
+        subject = event_subject(tenant)
+        items = [decode_stored(m) for m in self.stored if m.subject == subject]
+        return check_tenant(tenant, items, CHAIN_KEY, after=after)
+
+    async def follow(self, tenant: str, after: int) -> AsyncIterator[StoredMessage]:
+        """The tenant's stored messages after ``after``, then each one as it is stored."""
+        subject = event_subject(tenant)
+        seen = after
+        while True:
+            added = self._added
+            for message in self.stored[seen:]:
+                seen = message.seq
+                if message.subject == subject:
+                    yield message
+            await added.wait()
 
 
 @dataclass
 class FakeBus:
-    """Records every command; ``start`` on an idle tenant appends ``LoginStarted``."""
+    """Records every command; ``start`` on an idle tenant appends ``LoginStarted`` (with the
+    body's ``expected_user_id``); ``follow`` delivers the fake log's stored messages."""
 
     log: FakeLog
     clock: Clock
@@ -89,20 +135,46 @@ class FakeBus:
             attempt = sum(
                 isinstance(r.event, LoginStarted) for r in self.log.records.get(tenant, [])
             )
-            self.log.add(started(tenant, attempt + 1, self.clock()))
+            expected = body.get("expected_user_id")
+            at = self.clock()
+            self.log.add(
+                LoginStarted(
+                    tenant=tenant,
+                    attempt=attempt + 1,
+                    at=at,
+                    deadline=at + timedelta(seconds=600),
+                    expected_user_id=expected if isinstance(expected, int) else None,
+                )
+            )
         return {"ok": True, "tenant": tenant, "attempt": 1, "state": "pending"}
 
     @asynccontextmanager
     async def follow(
         self, tenant: str, after: int
     ) -> AsyncIterator[MemoryObjectReceiveStream[StoredMessage]]:
-        send, receive = anyio.create_memory_object_stream[StoredMessage](1)
-        async with send, receive:
+        send, receive = anyio.create_memory_object_stream[StoredMessage](16)
+
+        async def pump() -> None:
+            async with send:
+                async for message in self.log.follow(tenant, after):
+                    await send.send(message)
+
+        async with anyio.create_task_group() as tg, receive:
+            tg.start_soon(pump)
             yield receive
+            tg.cancel_scope.cancel()
 
 
-def started(tenant: str, attempt: int = 1, at: datetime = T0) -> LoginStarted:
-    return LoginStarted(tenant=tenant, attempt=attempt, at=at, deadline=at + timedelta(seconds=600))
+def started(
+    tenant: str, attempt: int = 1, at: datetime = T0, expected_user_id: int | None = None
+) -> LoginStarted:
+    return LoginStarted(
+        tenant=tenant,
+        attempt=attempt,
+        at=at,
+        deadline=at + timedelta(seconds=600),
+        expected_user_id=expected_user_id,
+    )
 
 
 def qr(tenant: str, n: int = 1, at: datetime = T0, attempt: int = 1) -> QrIssued:
@@ -152,3 +224,20 @@ def world(limits: Mapping[str, int] = PAGE_LIMITS, keepalive_s: float = 15.0) ->
         keepalive_s=keepalive_s,
     )
     return World(clock, log, bus, signer, deps)
+
+
+def path(w: World, tenant: str = "alice", ttl: int = 600) -> str:
+    """The path of a fresh link to ``tenant``'s page."""
+    return f"/l/{w.signer.issue(tenant, ttl).token}"
+
+
+def state_of(html: str) -> str:
+    found = re.search(r'<body data-state="([a-z_]+)"', html)
+    assert found, html[:400]
+    return found.group(1)
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found
+    return found.group(1)

@@ -12,7 +12,7 @@ import io
 import json
 import os
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,8 +25,12 @@ import zxingcpp
 from nats.aio.client import Client
 from PIL import Image
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
+from starlette.testclient import TestClient
 
+from actors.gateway.page import build_app
 from actors.service import NatsServer, RunningService, ServiceConfig, run_service
+
+from ._fakes import BASE, World, world
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -154,7 +158,7 @@ async def open_env(
     """A service with ``config`` overrides (e.g. ``sim_token_ttl_s``), a client, a browser."""
     executable = chromium() if browser else ""
     base = ServiceConfig.from_env({}, data_dir=tmp_path / "data", nats=nats_server.url)
-    service_config = replace(base, throttle_s=(0.0, 0.0), http="127.0.0.1:0", **config)
+    service_config = replace(base, throttle_s=(0.0, 0.0), **({"http": "127.0.0.1:0"} | config))
     shots = tmp_path / "shots"
     shots.mkdir()
     async with anyio.create_task_group() as tg:
@@ -185,3 +189,18 @@ async def open_env(
 async def env(tmp_path: Path, nats_server: NatsServer) -> AsyncIterator[Env]:
     async with open_env(tmp_path, nats_server) as opened:
         yield opened
+
+
+@pytest.fixture
+def w() -> World:
+    """The page's deps on fakes (no NATS)."""
+    return world()
+
+
+@pytest.fixture
+def client(w: World) -> Iterator[TestClient]:
+    """Starlette's test client on the page app of ``w`` (redirects not followed)."""
+    with TestClient(
+        build_app(w.deps), base_url=BASE, follow_redirects=False, raise_server_exceptions=False
+    ) as c:
+        yield c

@@ -4,54 +4,39 @@ per link, the live stream, and errors as pages."""
 
 from __future__ import annotations
 
-import logging
 import re
-from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 from starlette.testclient import TestClient
 
 from actors.gateway.page import CSP, build_app
-from events import PasswordRequired, Scanned
+from events import Event, LoggedOut, LoginCancelled, LoginFailed
 
-from ._fakes import BASE, T0, World, authorized, expired, qr, started, world
+from ._fakes import (
+    BASE,
+    SAME_ORIGIN,
+    T0,
+    World,
+    authorized,
+    csrf_of,
+    expired,
+    path,
+    qr,
+    started,
+    state_of,
+    world,
+)
 
 SECURITY = {
     "content-security-policy": CSP,
     "cache-control": "no-store",
     "referrer-policy": "no-referrer",
     "x-content-type-options": "nosniff",
+    "cross-origin-resource-policy": "same-origin",
+    "permissions-policy": "camera=(), microphone=(), geolocation=(), payment=()",
 }
-
-
-@pytest.fixture
-def w() -> World:
-    return world()
-
-
-@pytest.fixture
-def client(w: World) -> Iterator[TestClient]:
-    with TestClient(
-        build_app(w.deps), base_url=BASE, follow_redirects=False, raise_server_exceptions=False
-    ) as c:
-        yield c
-
-
-def path(w: World, tenant: str = "alice", ttl: int = 600) -> str:
-    return f"/l/{w.signer.issue(tenant, ttl).token}"
-
-
-def state_of(html: str) -> str:
-    found = re.search(r'<body data-state="([a-z_]+)"', html)
-    assert found, html[:400]
-    return found.group(1)
-
-
-def csrf_of(html: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert found
-    return found.group(1)
 
 
 def test_csp_is_strict() -> None:
@@ -62,6 +47,9 @@ def test_csp_is_strict() -> None:
     assert "unsafe" not in CSP
     assert "frame-ancestors 'self' https://web.telegram.org" in CSP
     assert "require-trusted-types-for 'script'" in CSP
+    # Forms post to this origin only, and no <base> can redirect relative URLs elsewhere.
+    assert "form-action 'self'" in CSP.split("; ")
+    assert "base-uri 'none'" in CSP.split("; ")
 
 
 @pytest.mark.parametrize(
@@ -72,6 +60,18 @@ def test_every_response_has_the_security_headers(client: TestClient, url: str) -
     for name, value in SECURITY.items():
         assert response.headers[name] == value, (url, name)
     assert "server" not in response.headers
+    assert "strict-transport-security" not in response.headers  # plain http: meaningless
+
+
+def test_https_pages_carry_hsts() -> None:
+    """Behind an https public URL every response asks browsers to keep to https."""
+    w = world()
+    deps = replace(w.deps, https=True)
+    with TestClient(build_app(deps), base_url=BASE, raise_server_exceptions=False) as client:
+        for url in ("/", "/l/garbage", path(w)):
+            response = client.get(url)
+            assert response.headers["strict-transport-security"] == "max-age=31536000", url
+            assert response.headers["content-security-policy"] == CSP
 
 
 def test_the_page_has_no_inline_code(w: World, client: TestClient) -> None:
@@ -86,13 +86,66 @@ def test_the_page_has_no_inline_code(w: World, client: TestClient) -> None:
     assert not re.search(r"(src|href)=\"(https?:)?//", html)
 
 
-def test_a_fresh_link_starts_the_login_once(w: World, client: TestClient) -> None:
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("history", ["fresh", "expired", "failed", "cancelled", "logged_out"])
+def test_opening_a_link_starts_nothing(
+    w: World, client: TestClient, method: str, history: str
+) -> None:
+    """Link previewers and mail scanners open links too: only the button starts a login."""
     url = path(w)
-    first = client.get(url)
-    assert state_of(first.text) == "pending"
-    assert [(t, v) for t, v, _ in w.bus.commands] == [("alice", "start")]
+    w.clock.advance(1)
+    if history != "fresh":
+        w.log.add(started("alice", at=w.clock()))
+        ended: dict[str, Event] = {
+            "expired": expired("alice", at=w.clock()),
+            "failed": LoginFailed(tenant="alice", attempt=1, at=w.clock(), reason="crashed"),
+            "cancelled": LoginCancelled(tenant="alice", attempt=1, at=w.clock()),
+            "logged_out": LoggedOut(tenant="alice", attempt=1, at=w.clock(), reason="command"),
+        }
+        w.log.add(ended[history])
+    for _ in range(3):
+        response = client.request(method, url)
+        assert response.status_code == 200
+    assert w.bus.commands == []
+    html = client.get(url).text
+    state = "idle" if history == "fresh" else history
+    assert state_of(html) == state
+    assert f'<section data-for="{state}"><' in html
+    section = html.split(f'<section data-for="{state}">')[1].split("</section>")[0]
+    assert f'<form method="post" action="{url}/start" class="start">' in section
+
+
+def test_the_button_starts_the_login(w: World, client: TestClient) -> None:
+    url = path(w)
+    csrf = csrf_of(client.get(url).text)
+    response = client.post(f"{url}/start", data={"csrf": csrf}, headers=SAME_ORIGIN)
+    assert response.status_code == 303
+    assert response.headers["location"] == url
+    assert w.bus.commands == [("alice", "start", {})]
     assert state_of(client.get(url).text) == "pending"
-    assert len(w.bus.commands) == 1  # already active: nothing sent
+
+
+def test_the_button_keeps_the_ownership_expectation(w: World, client: TestClient) -> None:
+    """The attack: an app starts erin expecting user 1001; the attempt expires; the page's new
+    attempt must still expect 1001, or whoever scans (user 4242) becomes erin's account."""
+    w.log.add(started("erin", expected_user_id=1001))
+    w.log.add(expired("erin"))
+    url = path(w, "erin")
+    csrf = csrf_of(client.get(url).text)
+    response = client.post(f"{url}/start", data={"csrf": csrf}, headers=SAME_ORIGIN)
+    assert response.status_code == 303
+    assert w.bus.commands == [("erin", "start", {"expected_user_id": 1001})]
+
+
+def test_a_quarantined_tenant_gets_no_new_login(w: World, client: TestClient) -> None:
+    w.log.add(started("alice"))
+    w.log.add(expired("alice"), mac="0" * 64)
+    url = path(w)
+    html = client.get(url).text
+    assert state_of(html) == "quarantined"
+    response = client.post(f"{url}/start", data={"csrf": csrf_of(html)}, headers=SAME_ORIGIN)
+    assert response.headers["location"] == f"{url}?n=tenant_quarantined"
+    assert w.bus.commands == []
 
 
 def test_an_authorized_tenant_sees_the_outcome(w: World, client: TestClient) -> None:
@@ -148,95 +201,6 @@ def test_an_expired_link_gets_410_and_sends_nothing(w: World, client: TestClient
     assert w.bus.commands == []
 
 
-def password_page(w: World, client: TestClient) -> tuple[str, str]:
-    url = path(w)
-    w.log.add(started("alice"))
-    w.log.add(Scanned(tenant="alice", attempt=1, at=T0))
-    w.log.add(PasswordRequired(tenant="alice", attempt=1, at=T0, hint="the usual"))
-    html = client.get(url).text
-    assert state_of(html) == "password_required"
-    assert "Hint: <span>the usual</span>" in html
-    return url, csrf_of(html)
-
-
-def test_the_password_goes_through_the_command_path(
-    w: World, client: TestClient, caplog: pytest.LogCaptureFixture
-) -> None:
-    """A valid form sends ``password`` and redirects (303) back; the password is not logged."""
-    caplog.set_level(logging.DEBUG)
-    url, csrf = password_page(w, client)
-    response = client.post(
-        f"{url}/password",
-        data={"csrf": csrf, "password": "hunter2 secret"},
-        headers={"origin": BASE, "sec-fetch-site": "same-origin"},
-    )
-    assert response.status_code == 303
-    assert response.headers["location"] == url
-    assert w.bus.commands == [("alice", "password", {"password": "hunter2 secret"})]
-    assert "hunter2" not in caplog.text
-    ours = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("httpx"))
-    assert "tenant=alice page: password sent" in ours
-    assert url.split("/")[-1] not in ours  # nor the link token (the test client logs it)
-
-
-@pytest.mark.parametrize(
-    ("form", "headers"),
-    [
-        ({"password": "pw"}, {}),
-        ({"password": "pw", "csrf": "forged.AAAAAAAAAAAAAAAAAAAAAA"}, {}),
-        ({"password": "pw", "csrf": "CSRF"}, {"origin": "https://evil.example"}),
-        ({"password": "pw", "csrf": "CSRF"}, {"sec-fetch-site": "cross-site"}),
-        ({"password": "pw", "csrf": "CSRF"}, {"sec-fetch-site": "same-site"}),
-        ({"password": "pw", "csrf": "CSRF"}, {"origin": "null", "sec-fetch-site": "cross-site"}),
-    ],
-)
-def test_a_form_without_our_csrf_token_or_origin_is_refused(
-    w: World, client: TestClient, form: dict[str, str], headers: dict[str, str]
-) -> None:
-    url, csrf = password_page(w, client)
-    data = {k: (csrf if v == "CSRF" else v) for k, v in form.items()}
-    response = client.post(f"{url}/password", data=data, headers=headers)
-    assert response.status_code == 403
-    assert state_of(response.text) == "form_expired"
-    assert w.bus.commands == []
-
-
-def test_a_same_origin_post_under_no_referrer_passes(w: World, client: TestClient) -> None:
-    """``Referrer-Policy: no-referrer`` makes browsers send ``Origin: null`` on our own forms."""
-    url, csrf = password_page(w, client)
-    headers = {"origin": "null", "sec-fetch-site": "same-origin"}
-    response = client.post(
-        f"{url}/password", data={"csrf": csrf, "password": "pw"}, headers=headers
-    )
-    assert response.status_code == 303
-    assert [v for _, v, _ in w.bus.commands] == ["password"]
-
-
-def test_another_links_csrf_token_is_refused(w: World, client: TestClient) -> None:
-    url, _ = password_page(w, client)
-    other_csrf = csrf_of(client.get(path(w)).text)
-    response = client.post(f"{url}/password", data={"csrf": other_csrf, "password": "pw"})
-    assert response.status_code == 403
-    assert w.bus.commands == []
-
-
-def test_an_empty_password_is_not_sent(w: World, client: TestClient) -> None:
-    url, csrf = password_page(w, client)
-    response = client.post(f"{url}/password", data={"csrf": csrf, "password": ""})
-    assert response.status_code == 303
-    assert response.headers["location"] == f"{url}?n=empty_password"
-    assert "Enter your password." in client.get(response.headers["location"]).text
-    assert w.bus.commands == []
-
-
-def test_a_refused_command_comes_back_as_a_notice(w: World, client: TestClient) -> None:
-    url, csrf = password_page(w, client)
-    w.bus.replies["password"] = {"ok": False, "error": {"code": "rate_limited", "message": "x"}}
-    response = client.post(f"{url}/password", data={"csrf": csrf, "password": "pw"})
-    assert response.headers["location"] == f"{url}?n=rate_limited"
-    assert "Too many tries" in client.get(response.headers["location"]).text
-
-
 def test_unknown_notices_are_not_echoed(w: World, client: TestClient) -> None:
     html = client.get(path(w) + "?n=<script>alert(1)</script>").text
     assert "alert" not in html
@@ -269,7 +233,9 @@ def test_rate_limits_are_per_link() -> None:
 
 def test_failures_are_pages_not_tracebacks(w: World, client: TestClient) -> None:
     w.bus.fail = True
-    response = client.get(path(w))
+    url = path(w)
+    csrf = csrf_of(client.get(url).text)
+    response = client.post(f"{url}/start", data={"csrf": csrf}, headers=SAME_ORIGIN)
     assert response.status_code == 500
     assert state_of(response.text) == "error"
     assert "Traceback" not in response.text

@@ -33,11 +33,21 @@ async def submit(page: Page, section: str) -> None:
         await page.click(f'section[data-for="{section}"] button')
 
 
+async def press_start(page: Page, *, shot: Env | None = None) -> None:
+    """Opening the link started nothing: the person presses "Get a code"."""
+    await wait_state(page, "idle")
+    if shot is not None:
+        await shot.shot(page, "idle")
+    await submit(page, "idle")
+
+
 async def test_plain_login_with_the_qr_the_browser_shows(env: Env) -> None:
-    """The QR decoded from the screen is the tenant's real token: the phone scans it, the page
-    says "scanned" and then who logged in; a reload shows the outcome, not a new QR."""
+    """Opening the link starts nothing; "Get a code" does. The QR decoded from the screen is the
+    tenant's real token: the phone scans it, the page says "scanned" and then who logged in; a
+    reload shows the outcome, not a new QR."""
     url = await env.link("alice")
     page = await env.open(url)
+    await press_start(page, shot=env)
     await wait_state(page, "pending")
     shown = await shown_qr(page)
     issued = [e["url"] for e in await env.events("alice") if e["type"] == "QrIssued"]
@@ -71,6 +81,7 @@ async def test_two_factor_wrong_then_right(env: Env) -> None:
     """The 2FA form shows the tries left after a wrong password; the right one logs in; the
     passwords are in no event."""
     page = await env.open(await env.link("bob"))
+    await press_start(page)
     await page.wait_for_selector("#qr svg", timeout=WAIT_MS)
     scan = {"tenant": "bob", "user_id": 2002, "password": "correct horse"}
     assert (await env.request("tgqr.sim.scan", scan))["ok"]
@@ -101,6 +112,7 @@ async def test_the_qr_is_replaced_without_a_reload(tmp_path: Path, nats_server: 
     new code is the one to scan."""
     async with open_env(tmp_path, nats_server, sim_token_ttl_s=6.0) as env:
         page = await env.open(await env.link("carol"))
+        await press_start(page)
         first = await shown_qr(page)
         before = await page.inner_html("#qr")
         await page.evaluate("window.sameDocument = true")
@@ -126,6 +138,7 @@ async def test_expiry_and_a_new_code(tmp_path: Path, nats_server: NatsServer) ->
     async with open_env(tmp_path, nats_server, policy=Policy(qr_ttl_s=3)) as env:
         url = await env.link("dave")
         page = await env.open(url)
+        await press_start(page)
         await wait_state(page, "pending")
         await wait_state(page, "expired")
         assert await page.is_hidden("#countdown")
@@ -186,6 +199,7 @@ async def test_without_javascript(env: Env) -> None:
     """No script: the QR is in the page, it reloads itself while the login runs, and the 2FA
     form is a plain POST."""
     page = await env.open(await env.link("grace"), js=False)
+    await press_start(page)
     await wait_state(page, "pending")
     html = await page.content()
     assert '<meta http-equiv="refresh"' in html

@@ -83,7 +83,8 @@ async def test_without_http_there_is_no_link(tmp_path: Path, nats_server: NatsSe
 async def test_tgqr_link_prints_a_link_that_opens_the_page(
     tmp_path: Path, nats_server: NatsServer
 ) -> None:
-    """``tgqr link dave --ttl 60``: the URL alone on stdout; opening it starts the login."""
+    """``tgqr link dave --ttl 60``: the URL alone on stdout; it opens the page, which (a GET,
+    as a link previewer or a mail scanner would make it, three times) starts nothing."""
     async with open_env(tmp_path, nats_server, browser=False) as env:
         done = await anyio.run_process(
             [sys.executable, "-m", "actors.cli", "link", "dave", "--ttl", "60",
@@ -94,12 +95,14 @@ async def test_tgqr_link_prints_a_link_that_opens_the_page(
         url = done.stdout.decode().strip()
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+/l/[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+", url)
         assert "valid until" in done.stderr.decode()
-        assert await anyio.to_thread.run_sync(page_state, url) == "pending"
-        assert [e["type"] for e in await env.events("dave")][:1] == ["LoginStarted"]
+        for _ in range(3):
+            assert await anyio.to_thread.run_sync(page_state, url) == "idle"
+        # Each GET was answered: a start it had sent would be stored by now.
+        assert await env.events("dave") == []
         bad = await anyio.run_process(
             [sys.executable, "-m", "actors.cli", "link", "dave", "--ttl", "0",
              "--nats", nats_server.url, "--data", str(tmp_path / "cli")],
             check=False,
         )  # fmt: skip
-        assert bad.returncode == 1
+        assert bad.returncode != 0  # a usage error (the CLI says which exit code)
         assert len(bad.stderr.decode().strip().splitlines()) == 1
