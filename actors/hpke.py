@@ -2,7 +2,7 @@
 
 The service seals with :func:`seal`; an app opens with :meth:`KeyPair.open` (this module imports
 nothing but ``cryptography`` and the standard library, so :mod:`actors.lease_client` can use it
-without the service's dependencies). Two suites (DESIGN.md, "Session leases"):
+without the service's dependencies). Two suites (docs/contract.md, "Session leases"):
 
 - ``mlkem768-x25519`` (default): KEM ``MLKEM768_X25519`` (post-quantum hybrid: a Telegram auth
   key lives for years, so "harvest now, decrypt later" is a real threat), HKDF-SHA256,
@@ -45,6 +45,7 @@ __all__ = [
     "check_public_key",
     "lease_info",
     "proof_info",
+    "proxy_info",
     "seal",
 ]
 
@@ -88,6 +89,12 @@ def proof_info(tenant: str, lease_id: str, fence: int) -> bytes:
     """The HPKE ``info`` of a lease's sealed proof:
     ``tgqr-lease-proof|<tenant>|<lease_id>|<fence>``."""
     return f"tgqr-lease-proof|{tenant}|{lease_id}|{fence}".encode()
+
+
+def proxy_info(tenant: str, lease_id: str, fence: int) -> bytes:
+    """The HPKE ``info`` of a lease's sealed proxy URL:
+    ``tgqr-lease-proxy|<tenant>|<lease_id>|<fence>``."""
+    return f"tgqr-lease-proxy|{tenant}|{lease_id}|{fence}".encode()
 
 
 def _suite(name: str) -> hpke.Suite:

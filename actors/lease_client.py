@@ -4,8 +4,15 @@ Needs only ``nats-py`` and ``cryptography`` (importing this module runs nothing 
 but :mod:`actors.hpke`)::
 
     async with lease_session(nc, "alice", holder="parser-1") as lease:
-        client = TelegramClient(StringSession(lease.session), api_id, api_hash)
+        client = TelegramClient(
+            StringSession(lease.session), api_id, api_hash, proxy=lease.proxy, **lease.device
+        )
         ...
+
+``lease.device`` (Telethon's keyword arguments) is the device the user saw log in; connect as
+it. ``lease.proxy`` (Telethon's ``proxy=``, sealed to this holder too; None: none) is the
+tenant's proxy. A session ended from the phone (``AuthKeyUnregisteredError``): report it with
+``await lease.release(revoked=True)`` (tgqr records ``SessionRevoked`` and logs out).
 
 It makes a fresh HPKE key pair, asks ``tgqr.session.<tenant>.lease``, opens the sealed session
 and the sealed proof (the lease's secret: renew and release must show it, so only this holder
@@ -28,11 +35,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import nats.errors
 from nats.aio.client import Client
 
-from .hpke import DEFAULT_SUITE, KeyPair, SealedOpenError, lease_info, proof_info
+from .hpke import DEFAULT_SUITE, KeyPair, SealedOpenError, lease_info, proof_info, proxy_info
 
 __all__ = [
     "LeaseError",
@@ -47,6 +55,21 @@ __all__ = [
 
 _log = logging.getLogger("tgqr.lease_client")
 _RETRY_S = 1.0
+_DEVICE_FIELDS = ("device_model", "system_version", "app_version", "lang_code", "system_lang_code")
+
+
+def _telethon_proxy(url: str) -> dict[str, Any]:
+    """Telethon's ``proxy=`` dict for ``socks5://[user:pass@]host:port`` or ``http://...``."""
+    parts = urlsplit(url)
+    proxy = {"proxy_type": parts.scheme, "addr": parts.hostname, "port": parts.port, "rdns": True}
+    if parts.username:
+        proxy.update(username=unquote(parts.username), password=unquote(parts.password or ""))
+    return proxy
+
+
+def _device(reply: dict[str, Any]) -> dict[str, str]:
+    given: dict[str, Any] = reply.get("device") or {}  # a tgqr from before devices: {}
+    return {name: given[name] for name in _DEVICE_FIELDS if isinstance(given.get(name), str)}
 
 
 class LeaseError(Exception):
@@ -148,6 +171,7 @@ class SessionLease:
         session: str,
         *,
         proof: bytes | None,
+        proxy: str | None = None,
     ) -> None:
         self._nc = nc
         self.tenant = tenant
@@ -158,6 +182,8 @@ class SessionLease:
         self.user_id: int = int(reply["user_id"])
         self.dc_id: int = int(reply["dc_id"])
         self.suite: str = reply["suite"]
+        self.device: dict[str, str] = _device(reply)  # see the module's docstring
+        self.proxy: dict[str, Any] | None = None if proxy is None else _telethon_proxy(proxy)
         self._session = session
         self._proof = proof  # None: a tgqr from before proofs
         self._lost: str | None = None
@@ -299,10 +325,14 @@ async def lease_session(
                 base64.b64decode(reply["proof_sealed"], validate=True),
                 proof_info(tenant, lease_id, fence),
             )
+        proxy = None
+        if "proxy_sealed" in reply:
+            sealed_proxy = base64.b64decode(reply["proxy_sealed"], validate=True)
+            proxy = keys.open(sealed_proxy, proxy_info(tenant, lease_id, fence)).decode()
     except (SealedOpenError, ValueError):
         raise LeaseError("invalid_reply", "the sealed session or proof does not open") from None
-    lease = SessionLease(nc, tenant, holder, reply, session, proof=proof)
-    del session, proof
+    lease = SessionLease(nc, tenant, holder, reply, session, proof=proof, proxy=proxy)
+    del session, proof, proxy
     renewing = asyncio.get_running_loop().create_task(
         lease._keep_renewing(renew_every_s or ttl_s / 3),
         name=f"tgqr-lease-renew:{tenant}",

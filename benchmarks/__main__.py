@@ -9,7 +9,7 @@ import argparse
 import subprocess
 import sys
 
-BENCHMARKS = ("append", "telegram", "actors", "commands", "leases", "projections")
+BENCHMARKS = ("append", "telegram", "actors", "commands", "leases", "projections", "scrape")
 
 
 def main() -> int:

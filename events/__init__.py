@@ -6,6 +6,7 @@ Depends on nothing else of tgqr. Only the JetStream adapter (:mod:`events.jetstr
 
 from __future__ import annotations
 
+from ._plain import plain_decode_error
 from ._tenant import (
     EVENT_SUBJECT_PREFIX,
     EVENT_SUBJECT_WILDCARD,
@@ -19,6 +20,7 @@ from .catalogue import (
     SCHEMA_VERSION,
     ActorRestarted,
     Authorized,
+    DeviceInfo,
     Event,
     EventBase,
     Expired,
@@ -34,6 +36,7 @@ from .catalogue import (
     Scanned,
     SessionLeased,
     SessionReleased,
+    SessionRevoked,
 )
 from .chain import MAC_HEADER, ChainKey, Head, Sealed, seal
 from .codec import current_json, decode_event, encode_event
@@ -70,6 +73,7 @@ __all__ = [
     "ChainVerifier",
     "ChainedLog",
     "ConcurrencyConflictError",
+    "DeviceInfo",
     "Event",
     "EventBase",
     "EventLog",
@@ -96,6 +100,7 @@ __all__ = [
     "Sealed",
     "SessionLeased",
     "SessionReleased",
+    "SessionRevoked",
     "StorageLimitError",
     "StorageLimits",
     "StoragePolicy",
@@ -113,6 +118,7 @@ __all__ = [
     "encode_event",
     "event_subject",
     "is_inbox",
+    "plain_decode_error",
     "seal",
     "storage_warning",
     "tenant_of_subject",

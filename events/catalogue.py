@@ -18,6 +18,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "ActorRestarted",
     "Authorized",
+    "DeviceInfo",
     "Event",
     "EventBase",
     "Expired",
@@ -33,6 +34,7 @@ __all__ = [
     "Scanned",
     "SessionLeased",
     "SessionReleased",
+    "SessionRevoked",
 ]
 
 SCHEMA_VERSION: Final = 1
@@ -58,11 +60,28 @@ class EventBase(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
     kid: str = ""
 
 
+class DeviceInfo(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How a tenant's Telegram client names itself (``initConnection``): what the user sees in
+    Settings → Devices. An empty field takes the service's default (``TGQR_DEVICE_*``)."""
+
+    model: str = ""
+    system: str = ""
+    app_version: str = ""
+    lang: str = ""
+
+
 class LoginStarted(EventBase, frozen=True, kw_only=True, tag="LoginStarted"):
-    """A new login attempt began; it ends at ``deadline`` at the latest."""
+    """A new login attempt began; it ends at ``deadline`` at the latest. ``device``: the
+    tenant's own device fields from ``start`` (None: the service's defaults), used on every
+    connection of this login and of the session it authorizes. ``proxy``: the tenant's own
+    proxy as ``<scheme>://<host>:<port> #<fingerprint>``, never its credentials (the URL is
+    sealed in the vault); ``""``: the service's (``TGQR_PROXY``) or none. Stored before these
+    existed: None and ``""``."""
 
     expected_user_id: int | None = None
     deadline: datetime
+    device: DeviceInfo | None = None
+    proxy: str = ""
 
 
 class QrIssued(EventBase, frozen=True, kw_only=True, tag="QrIssued"):
@@ -110,7 +129,7 @@ class FloodWaited(EventBase, frozen=True, kw_only=True, tag="FloodWaited"):
 
 
 class LoginFailed(EventBase, frozen=True, kw_only=True, tag="LoginFailed"):
-    """The attempt ended in failure; ``reason`` is a stable code (see DESIGN.md)."""
+    """The attempt ended in failure; ``reason`` is a stable code (docs/contract.md, "Events")."""
 
     reason: str
 
@@ -123,6 +142,15 @@ class LoggedOut(EventBase, frozen=True, kw_only=True, tag="LoggedOut"):
     """The authorized session ended: ``command`` (logout) or ``revoked`` (found dead)."""
 
     reason: str
+
+
+class SessionRevoked(EventBase, frozen=True, kw_only=True, tag="SessionRevoked"):
+    """Telegram no longer accepts the stored session: the user ended it from another device
+    (Settings → Devices), or it was revoked otherwise. ``noticed_by`` says how tgqr learnt it:
+    ``validation`` (the periodic check), ``logout`` (the logout call found it dead) or
+    ``holder`` (the lease's holder reported it). ``LoggedOut(revoked)`` follows."""
+
+    noticed_by: str = ""
 
 
 class ActorRestarted(EventBase, frozen=True, kw_only=True, tag="ActorRestarted"):
@@ -144,7 +172,7 @@ class QuarantineLifted(EventBase, frozen=True, kw_only=True, tag="QuarantineLift
 class SessionLeased(EventBase, frozen=True, kw_only=True, tag="SessionLeased"):
     """``holder`` was granted the tenant's authorized session until ``expires_at``. ``fence``
     grows with every new lease: the tenant's stream sequence the grant was written after (see
-    DESIGN.md, "Session leases").
+    docs/contract.md, "Session leases").
 
     ``proof_digest`` commits to the lease's proof, a secret sealed to the holder alone: the
     hex SHA-256 of the secret under a domain label, the tenant and the lease id. It grants
@@ -184,6 +212,7 @@ Event = (
     | QuarantineLifted
     | SessionLeased
     | SessionReleased
+    | SessionRevoked
 )
 
 EVENT_TYPES: Final[dict[str, type[EventBase]]] = {
@@ -204,5 +233,6 @@ EVENT_TYPES: Final[dict[str, type[EventBase]]] = {
         QuarantineLifted,
         SessionLeased,
         SessionReleased,
+        SessionRevoked,
     )
 }

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +34,8 @@ from .store import REBUILD, FaultHook, ProjectionStore
 __all__ = ["Projector", "ProjectorStatistics", "RebuildResult", "open_projector"]
 
 Clock = Callable[[], datetime]
+BatchSpan = Callable[[Sequence[StoredMessage]], AbstractContextManager[object]]
+"""Opens a span around applying one batch (the composition root's tracing)."""
 
 
 def _utcnow() -> datetime:
@@ -75,6 +77,7 @@ class Projector:
     Batches: see the module docstring; at most ``max_buffered`` events wait in memory.
     While it runs it reads how full the log and its buckets are every ``storage_every_s``
     seconds (``sleep`` waits between readings) and logs a warning as one fills up.
+    ``batch_span``: a context around applying each live batch (a trace span), if any.
     """
 
     def __init__(
@@ -90,6 +93,7 @@ class Projector:
         fault: FaultHook | None = None,
         storage_every_s: float = 60.0,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        batch_span: BatchSpan | None = None,
     ) -> None:
         if not 1 <= max_batch <= backlog_batch <= max_buffered:
             raise ValueError("need 1 <= max_batch <= backlog_batch <= max_buffered")
@@ -103,6 +107,7 @@ class Projector:
         self._fault = fault
         self._storage_every_s = storage_every_s
         self._sleep = sleep
+        self._batch_span = batch_span
         self._buffer: list[StoredMessage] = []
         self._in_flight: list[StoredMessage] = []
         self._grown = anyio.Event()
@@ -181,10 +186,12 @@ class Projector:
             batch = self._in_flight = self._buffer[:size]
             del self._buffer[:size]
             self._space.set()
+            span = self._batch_span(batch) if self._batch_span else nullcontext()
             async with self._apply_lock:
-                result = await to_thread.run_sync(
-                    functools.partial(self._store.apply_batch, batch, fault=self._fault)
-                )
+                with span:
+                    result = await to_thread.run_sync(
+                        functools.partial(self._store.apply_batch, batch, fault=self._fault)
+                    )
                 self._checkpoint = max(self._checkpoint, result.checkpoint)
             self._in_flight = []
             self._applied += result.applied

@@ -26,7 +26,14 @@ import msgspec
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from events import EventLogError, InvalidTenantError, ReplyGuard, is_inbox, validate_tenant
+from events import (
+    EventLogError,
+    InvalidTenantError,
+    ReplyGuard,
+    is_inbox,
+    plain_decode_error,
+    validate_tenant,
+)
 
 from ._gate import QueryGate
 from .errors import ProjectionError
@@ -82,7 +89,7 @@ def _decode(decoder: msgspec.json.Decoder[_T], data: bytes) -> _T:
     try:
         return decoder.decode(data.strip() or b"{}")
     except msgspec.DecodeError as exc:
-        raise _RequestError("invalid_request", str(exc)) from exc
+        raise _RequestError("invalid_request", plain_decode_error(exc, decoder.type)) from exc
 
 
 def _tenant(value: str | None) -> str | None:

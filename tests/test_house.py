@@ -1,5 +1,5 @@
 """House rules of the source tree, read statically with ``ast`` (nothing is imported): no
-import cycles between our modules, short modules, the dependency direction of DESIGN.md
+import cycles between our modules, short modules, the dependency direction of the README
 ("Layout"), and pure modules that import no IO library.
 
 Every import counts: module level, under ``if TYPE_CHECKING:`` and inside functions.
@@ -27,7 +27,7 @@ PURE_MODULES = (
     "actors/supervision/_backoff.py",
 )
 IO_LIBRARIES = frozenset({"anyio", "nats", "duckdb", "telethon"})
-# What each package may not import (DESIGN.md, "Layout": events depends on nothing of ours,
+# What each package may not import (README, "Layout": events depends on nothing of ours,
 # projections only on events).
 FORBIDDEN = {"events": ("actors", "projections"), "projections": ("actors",)}
 

@@ -12,8 +12,11 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Final
+
+from nats.js import JetStreamContext
 
 from actors.service import (
     CHAIN_KEY_ENV,
@@ -31,9 +34,11 @@ from events.audit import (
     replay,
 )
 from events.jetstream import JetStreamEventLog
+from events.records import Record, Undecodable
 
 from ._connection import EXIT_FAIL, EXIT_OK, CliError, connected, data_dir, request
 from ._login import _read_password
+from ._progress import Progress
 
 __all__ = [
     "chain_key",
@@ -96,6 +101,21 @@ async def cmd_metrics(args: argparse.Namespace) -> int:
         return EXIT_OK
 
 
+class _WatchedLog(JetStreamEventLog):
+    """The log, reporting each item :meth:`read_all` yields to a :class:`Progress`."""
+
+    def __init__(self, js: JetStreamContext, key: ChainKey, progress: Progress) -> None:
+        super().__init__(js, key)
+        self._progress = progress
+
+    async def read_all(
+        self, start: int = 1, *, follow: bool = False
+    ) -> AsyncIterator[Record | Undecodable]:
+        async for item in super().read_all(start, follow=follow):
+            self._progress.update(item.seq)
+            yield item
+
+
 async def cmd_audit(args: argparse.Namespace) -> int:
     """``audit``: replay the event log from JetStream; ``--verify`` checks the hash chains.
 
@@ -111,7 +131,13 @@ async def cmd_audit(args: argparse.Namespace) -> int:
             marks = await released_marks(log, tenant=args.tenant)
         else:
             # Verify first: a wrong key is one line, not a replay in which nothing verifies.
-            report = await audit_verify(log, key, tenant=args.tenant)
+            # On a terminal (and without --json) it shows how far it got.
+            progress = Progress("verifying", await log.last_seq(), enabled=not args.json)
+            watched = _WatchedLog(nc.jetstream(), key, progress) if progress.enabled else log
+            try:
+                report = await audit_verify(watched, key, tenant=args.tenant)
+            finally:
+                progress.close()
             if report.key_mismatch:
                 mismatch = key_mismatch_text(report, source)
                 raise CliError(f"{mismatch}: {where_keys_are(CHAIN_KEY_ENV)}")

@@ -71,6 +71,8 @@ _ROLE_OF: Final[dict[tuple[str, str | None], Role]] = {
     ("vault", "rotate"): "service",
     ("tenant", "repair"): "service",
     ("sim", "serve"): "service",
+    ("sim", "devices"): "service",
+    ("sim", "terminate"): "service",
 }
 
 

@@ -39,9 +39,11 @@ from ._admin import (
 from ._args import CliParser, int_in, iso_time, tenant_arg
 from ._connection import EXIT_FAIL, EXIT_OK, CliError, data_dir
 from ._link import cmd_link
+from ._logformat import LogFormatError, log_formatter
 from ._login import cmd_login, cmd_simple
 from ._page import add_page_command
 from ._session import add_session_commands
+from ._sim_devices import add_sim_device_commands
 from ._tenant import cmd_tenant_repair
 
 __all__ = ["main"]
@@ -58,6 +60,7 @@ async def _cmd_up(args: argparse.Namespace) -> int:
         nkey=args.nkey,
         replicas=args.replicas,
         http=args.http,
+        metrics=args.metrics,
     )
     # Before anything else: a second `tgqr up` on this directory changes nothing in it.
     with lock_data_dir(config.data_dir):
@@ -72,6 +75,7 @@ async def _serve(config: ServiceConfig) -> int:
         running = await tg.start(run_service, config)
         mode = "simulator" if running.sim else "Telegram"
         page = f", page {running.page.url}" if running.page else ""
+        page += f", metrics {running.metrics_url}/metrics" if running.metrics_url else ""
         print(
             f"tgqr up: NATS {running.nats_url}, {mode}{page}, data in {config.data_dir} "
             "(Ctrl-C stops)",
@@ -127,6 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--http",
         metavar="HOST:PORT",
         help="the end user's page (default: $TGQR_HTTP or 127.0.0.1:8080; off: none)",
+    )
+    up.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        help="/metrics, /healthz, /readyz (default: $TGQR_METRICS or 127.0.0.1:9464; off: none)",
     )
     up.set_defaults(run=_cmd_up)
 
@@ -205,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     secret.add_argument("--password-file", metavar="FILE", help="read the 2FA password from FILE")
     scan.add_argument("--dc", type=int_in(1, 5))
     scan.set_defaults(run=cmd_sim_scan)
+    add_sim_device_commands(ssub, common)
 
     tenant = sub.add_parser("tenant", help="tenant maintenance")
     tsub = tenant.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -264,10 +274,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Whatever tgqr or its children (nats-server, DuckDB) create is its user's only.
     os.umask(PRIVATE_UMASK)
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=_log_level(args.command),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    try:
+        formatter = log_formatter(os.environ)
+    except LogFormatError as exc:
+        _fail(str(exc))
+    handler = logging.StreamHandler()
+    handler.setFormatter(formatter)
+    logging.basicConfig(level=_log_level(args.command), handlers=[handler])
     try:
         code: int = anyio.run(args.run, args)
     except (KeyboardInterrupt, BaseExceptionGroup, Exception) as exc:

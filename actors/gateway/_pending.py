@@ -19,7 +19,7 @@ from nats.micro.request import Request
 
 from actors.login import Command, CommandReply, Envelope, Mail
 from actors.supervision import MailboxFullError, StoppedError, TenantSupervisor
-from actors.telemetry import Telemetry
+from actors.telemetry import CommandSpan, Telemetry
 
 from ._parse import error_reply
 from ._reply import allowed_reply
@@ -36,7 +36,8 @@ _NOT_RUN: Final = frozenset({"unavailable", "rate_limited"})
 class Pending:
     """One request between its arrival and its reply (shared by local repeats).
 
-    ``ok_json`` shapes an ok reply (default: the command reply of DESIGN.md).
+    ``ok_json`` shapes an ok reply (default: the command reply of docs/contract.md,
+    "Commands").
     """
 
     tenant: str
@@ -46,6 +47,9 @@ class Pending:
     reply: bytes = b""
     ran: bool = False  # answered by the actor, so a durable repeat must get this reply
     envelope: Envelope | None = None
+    span: CommandSpan | None = None
+    """The command's span: it ends with the answer (the actor answers once its events are
+    stored), so it covers the command's whole work."""
 
     def answer(self, reply: CommandReply) -> None:
         if self.done.is_set():
@@ -54,6 +58,8 @@ class Pending:
         self.reply = _encoder.encode(body)
         self.ran = reply.ok or reply.error_code not in _NOT_RUN
         self.done.set()
+        if self.span is not None:
+            self.span.end(None if reply.ok else reply.error_code)
 
     def answer_raw(self, reply: bytes, *, ran: bool = False) -> None:
         """Answer with ``reply`` as is; ``ran``: it is the reply of a command that ran (a
@@ -62,6 +68,8 @@ class Pending:
             self.reply = reply
             self.ran = ran
             self.done.set()
+            if self.span is not None:
+                self.span.end()
 
     def settle(self, message: str) -> None:
         """No answer in time: ``unavailable`` now, unless the actor is already running it."""
@@ -120,12 +128,12 @@ def submit(
     headers: Mapping[str, str],
     telemetry: Telemetry | None,
 ) -> None:
-    """Hand ``command`` to its tenant's mailbox in a span; a full or stopped supervisor
-    answers ``unavailable`` at once. Synchronous: the order of calls is the actor's."""
-    trace: str | None = None
+    """Hand ``command`` to its tenant's mailbox with a span that ends with its answer; a full
+    or stopped supervisor answers ``unavailable`` at once. Synchronous: the order of calls
+    is the actor's."""
     if telemetry is not None:
-        with telemetry.command_span(pending.tenant, pending.verb, headers) as traceparent:
-            trace = traceparent
+        pending.span = telemetry.start_command(pending.tenant, pending.verb, headers)
+    trace = pending.span.traceparent if pending.span is not None else None
     pending.envelope = Envelope(command, pending.answer, trace)
     try:
         supervisor.submit(pending.tenant, pending.envelope)

@@ -1,5 +1,5 @@
-"""Session leases on NATS: ``tgqr.session.<tenant>.lease|renew|release`` (DESIGN.md, "Session
-leases"), the endpoint ``session`` of the ``nats.micro`` service ``tgqr``.
+"""Session leases on NATS: ``tgqr.session.<tenant>.lease|renew|release`` (docs/contract.md,
+"Session leases"), the endpoint ``session`` of the ``nats.micro`` service ``tgqr``.
 
 The service itself is registered by the command endpoint (one service, so ``$SRV.PING`` gets
 one answer per instance): pass :attr:`SessionEndpoint.endpoint` to its ``more_endpoints`` and
@@ -182,7 +182,8 @@ class _Holders:
 
 
 def _ok_json(verb: str, reply: CommandReply) -> dict[str, Any]:
-    """DESIGN.md's ok replies: lease and renew carry the lease's fields, release none."""
+    """The ok replies of docs/contract.md: lease and renew carry the lease's fields, release
+    none."""
     if verb == "release":
         return {"ok": True}
     return {"ok": True, **reply.extra}

@@ -11,17 +11,18 @@ it is not renewed (:mod:`._leasing`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 import anyio
 import anyio.abc
 
 from actors.telegram import SessionRevokedError, TelegramError, TelegramUnavailableError
-from events import Authorized, TenantQuarantinedError
+from events import Authorized, DeviceInfo, TenantQuarantinedError
 
 from ._attempt import run_attempt
 from ._decide import decide
-from ._deps import ActorDeps, drop_pre_auth, log_out_before, open_client
+from ._deps import ActorDeps, device_for, drop_pre_auth, log_out_before, open_client
 from ._inbox import Attempt
 from ._inputs import (
     Cancel,
@@ -183,8 +184,18 @@ async def _act(
     command, trace = envelope.command, envelope.trace
     match command:
         case Start():
+            # The log records the device this login names itself as, the service's defaults
+            # filled in: the user saw that name, and validation and logout keep it.
+            named_as = device_for(ledger.deps, command.device)
+            named = DeviceInfo(
+                model=named_as.model,
+                system=named_as.system,
+                app_version=named_as.app_version,
+                lang=named_as.lang,
+            )
+            command = replace(command, device=named)
             decision = await ledger.apply(
-                command, trace=trace, before=log_out_before(ledger.deps, ledger.tenant)
+                command, trace=trace, before=_before_start(ledger, command)
             )
             if decision.events:
                 if current is not None:
@@ -207,14 +218,33 @@ async def _act(
                 await _attempt_over(ledger)
             return decision, current
         case Logout():
-            return await ledger.apply(
-                command, trace=trace, before=log_out_before(ledger.deps, ledger.tenant)
-            ), current
+            log_out = log_out_before(ledger.deps, ledger.tenant, ledger.state.device, strict=True)
+            try:
+                return await ledger.apply(command, trace=trace, before=log_out), current
+            except SessionRevokedError:  # ended from the phone: that is what happened
+                noticed = SessionRevoked(noticed_by="logout")
+                return await ledger.apply(noticed, trace=trace), current
         case Validate():
             return await _validate(ledger, envelope), current
         case Lease() | Renew() | Release():
             envelope.answer(await act_on_lease(ledger, command, trace))
             return None, current
+
+
+def _before_start(ledger: Ledger, start: Start) -> Callable[[Decision], Awaitable[None]]:
+    """Log the old session out (through the old proxy), then keep the new attempt's proxy
+    sealed in the vault (or forget the old one), before ``LoginStarted`` is stored."""
+    log_out = log_out_before(ledger.deps, ledger.tenant, ledger.state.device)
+
+    async def before(decision: Decision) -> None:
+        await log_out(decision)
+        vault = ledger.deps.vault
+        if start.proxy_url is not None:
+            await vault.put_proxy(ledger.tenant, start.proxy_url)
+        else:
+            await vault.delete_proxy(ledger.tenant)
+
+    return before
 
 
 async def _validate(ledger: Ledger, envelope: Envelope) -> Decision:
@@ -226,7 +256,8 @@ async def _validate(ledger: Ledger, envelope: Envelope) -> Decision:
     revoked = entry is None
     if entry is not None:
         try:
-            async with open_client(deps, ledger.tenant, entry.session) as client:
+            device = ledger.state.device
+            async with open_client(deps, ledger.tenant, entry.session, device=device) as client:
                 await client.get_me()
         except SessionRevokedError:
             revoked = True

@@ -23,6 +23,8 @@ from anyio.streams.memory import MemoryObjectSendStream
 from actors.telegram import (
     FloodWaitError,
     PasswordInvalidError,
+    ProxyAuthError,
+    ProxyUnreachableError,
     TelegramClientPort,
     TelegramError,
     TelegramUnavailableError,
@@ -120,11 +122,19 @@ class _Driver:
                 await self.report(SessionLost())
                 return
             session = entry.session
-        async with open_client(deps, tenant, session) as client, anyio.create_task_group() as tg:
-            self._tg = tg
-            tg.start_soon(self._watch, client)
-            failure = await self._drive_until_over(client)
-            tg.cancel_scope.cancel()
+        device = self._state.device
+        try:
+            async with (
+                open_client(deps, tenant, session, device=device) as client,
+                anyio.create_task_group() as tg,
+            ):
+                self._tg = tg
+                tg.start_soon(self._watch, client)
+                failure = await self._drive_until_over(client)
+                tg.cancel_scope.cancel()
+        except (ProxyAuthError, ProxyUnreachableError) as exc:  # on connecting: a clear end
+            _log.info("proxy refused tenant=%s: %s", tenant, type(exc).__name__)
+            failure = observation_of(exc)
         if failure is not None:  # reported once the client is closed
             await self.report(failure)
 

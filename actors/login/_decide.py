@@ -1,6 +1,6 @@
 """``decide``: the events a command or an observation causes, or why it is refused.
 
-Every policy of DESIGN.md lives here: the one service-wide TTL, the result switch, 2FA tries,
+Every login policy lives here: the one service-wide TTL, the result switch, 2FA tries,
 flood waits, ownership and idempotent ``start``. Pure: the time and the randomness are given.
 """
 
@@ -23,6 +23,7 @@ from events import (
     QrIssued,
     Scanned,
 )
+from events import SessionRevoked as RevokedEvent
 
 from ._inputs import (
     Cancel,
@@ -38,6 +39,8 @@ from ._inputs import (
     Password,
     PasswordNeededSeen,
     PasswordWrong,
+    ProxyDown,
+    ProxyRefused,
     Release,
     Renew,
     ScanSeen,
@@ -79,6 +82,10 @@ def _fail_reason(observation: Observation) -> str:
             return "session_revoked"
         case SessionLost():
             return "session_lost"
+        case ProxyDown():
+            return "proxy_unreachable"
+        case ProxyRefused():
+            return "proxy_auth_failed"
     return "telegram_unavailable"
 
 
@@ -120,8 +127,10 @@ def decide(
                 return _reject("wrong_state", f"not authorized ({state.status})")
             return Decision()  # the shell checks the session unless it is leased
         case SessionRevoked() if state.status == "authorized":
+            # The lease ends first, then what was noticed, then the end of the session.
             ended = end_lease(state, now, "revoked", trace)
-            return Decision((*ended, LoggedOut(**env, reason="revoked")))
+            revoked = RevokedEvent(**env, noticed_by=given.noticed_by)
+            return Decision((*ended, revoked, LoggedOut(**env, reason="revoked")))
         case Lease() | Renew() | Release() | LeaseDue():
             return decide_lease(state, given, now, trace=trace)
     if not state.live:
@@ -158,7 +167,15 @@ def decide(
             return _decide_flood(state, given, now, policy, env)
         case DeadlineReached() if state.deadline is not None and now >= state.deadline:
             return Decision((Expired(**env),))
-        case TokenRefused() | ConfigRefused() | TelegramDown() | SessionRevoked() | SessionLost():
+        case (
+            TokenRefused()
+            | ConfigRefused()
+            | TelegramDown()
+            | SessionRevoked()
+            | SessionLost()
+            | ProxyDown()
+            | ProxyRefused()
+        ):
             return Decision((LoginFailed(**env, reason=_fail_reason(given)),))
     return Decision()
 
@@ -184,6 +201,8 @@ def _decide_start(
         trace=trace,
         expected_user_id=start.expected_user_id,
         deadline=now + timedelta(seconds=ttl),
+        device=start.device,
+        proxy=start.proxy_label,
     )
     return Decision((*ended, started))
 

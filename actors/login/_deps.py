@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -16,15 +15,30 @@ from datetime import datetime
 import anyio
 
 from actors.lease_store import LeaseStore, MemoryLeaseStore
-from actors.telegram import SessionRevokedError, TelegramClientPort, TelegramPort
+from actors.telegram import (
+    Device,
+    Proxy,
+    ProxyUrlError,
+    SessionRevokedError,
+    TelegramClientPort,
+    TelegramConfigError,
+    TelegramPort,
+)
 from actors.telemetry import Telemetry
 from actors.vault import SessionVault
-from events import EventLog, LoggedOut
+from events import DeviceInfo, EventLog, LoggedOut
 
 from ._inputs import Decision
 from ._state import Policy
 
-__all__ = ["ActorDeps", "drop_pre_auth", "log_out_before", "open_client"]
+__all__ = [
+    "ActorDeps",
+    "device_for",
+    "drop_pre_auth",
+    "log_out_before",
+    "open_client",
+    "proxy_for",
+]
 
 _log = logging.getLogger("tgqr.actor")
 _DEFAULT_POLICY = Policy()
@@ -35,7 +49,9 @@ _CLOSE_TIMEOUT_S = 10.0
 class ActorDeps:
     """Everything an actor touches. ``hydration`` bounds how many actors read their log at once;
     ``leases`` keeps renewed lease expiries (share one store between every actor of a tenant,
-    across instances: the service passes the ``tgqr_leases`` bucket)."""
+    across instances: the service passes the ``tgqr_leases`` bucket); ``device``: how every
+    tenant's client names itself unless the tenant's ``start`` said otherwise; ``proxy``: the
+    service's proxy (``TGQR_PROXY``) for tenants that set none of their own."""
 
     log: EventLog
     telegram: TelegramPort
@@ -47,17 +63,46 @@ class ActorDeps:
     telemetry: Telemetry | None = None
     hydration: anyio.CapacityLimiter | None = None
     leases: LeaseStore = field(default_factory=MemoryLeaseStore)
+    device: Device = field(default_factory=Device)
+    proxy: Proxy | None = None
+
+
+def device_for(deps: ActorDeps, info: DeviceInfo | None) -> Device:
+    """The device a tenant's clients send: the service's, with the tenant's fields over it."""
+    if info is None:
+        return deps.device
+    return deps.device.overridden(
+        model=info.model, system=info.system, app_version=info.app_version, lang=info.lang
+    )
+
+
+async def proxy_for(deps: ActorDeps, tenant: str) -> Proxy | None:
+    """The proxy of ``tenant``'s connections: its own (sealed in the vault), else the
+    service's, else None (directly).
+
+    Raises:
+        VaultError: the vault failed. TelegramConfigError: the stored URL no longer parses.
+    """
+    url = await deps.vault.get_proxy(tenant)
+    if url is None:
+        return deps.proxy
+    try:
+        return Proxy.parse(url)
+    except ProxyUrlError as exc:
+        raise TelegramConfigError(f"the stored proxy of {tenant} is refused: {exc}") from None
 
 
 @asynccontextmanager
 async def open_client(
-    deps: ActorDeps, tenant: str, session: str | None = None
+    deps: ActorDeps, tenant: str, session: str | None = None, *, device: DeviceInfo | None = None
 ) -> AsyncIterator[TelegramClientPort]:
-    """A Telegram client for ``tenant`` (from ``session``, or a fresh one).
+    """A Telegram client for ``tenant`` (from ``session``, or a fresh one), naming itself as
+    the tenant's ``device`` (:func:`device_for`).
 
     Its close runs shielded, at most 10 s, and is timed. Raises what ``open_client`` raises.
     """
-    cm = deps.telegram.open_client(tenant, session)
+    proxy = await proxy_for(deps, tenant)
+    cm = deps.telegram.open_client(tenant, session, device=device_for(deps, device), proxy=proxy)
     client = await cm.__aenter__()
     try:
         yield client
@@ -85,9 +130,13 @@ async def drop_pre_auth(deps: ActorDeps, tenant: str) -> None:
             await deps.vault.delete(tenant)
 
 
-def log_out_before(deps: ActorDeps, tenant: str) -> Callable[[Decision], Awaitable[None]]:
+def log_out_before(
+    deps: ActorDeps, tenant: str, device: DeviceInfo | None = None, *, strict: bool = False
+) -> Callable[[Decision], Awaitable[None]]:
     """A ``before`` hook for :meth:`Ledger.apply`: when the decision stores ``LoggedOut``, log
-    the stored session out of Telegram and drop it first.
+    the stored session out of Telegram (as the tenant's ``device``) and drop it first. A session
+    Telegram no longer knows is dropped all the same; ``strict``: the hook then raises
+    :class:`SessionRevokedError` (after dropping it) so the caller records the revocation.
 
     Raises (from the hook): TelegramError (nothing is stored then), VaultError.
     """
@@ -97,9 +146,13 @@ def log_out_before(deps: ActorDeps, tenant: str) -> Callable[[Decision], Awaitab
             return
         entry = await deps.vault.get(tenant)
         if entry is not None:
-            async with open_client(deps, tenant, entry.session) as client:
-                with contextlib.suppress(SessionRevokedError):  # already dead: fine
+            try:
+                async with open_client(deps, tenant, entry.session, device=device) as client:
                     await client.log_out()
+            except SessionRevokedError:  # already dead (ended from the phone)
+                await deps.vault.delete(tenant)
+                if strict:
+                    raise
         await deps.vault.delete(tenant)
 
     return before

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from events import Event
+from events import DeviceInfo, Event
 
 __all__ = [
     "Cancel",
@@ -28,6 +28,8 @@ __all__ = [
     "Password",
     "PasswordNeededSeen",
     "PasswordWrong",
+    "ProxyDown",
+    "ProxyRefused",
     "Release",
     "Renew",
     "ScanSeen",
@@ -45,11 +47,17 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Start:
-    """Command ``start``: a new attempt, or the active one (idempotent); ``force`` replaces."""
+    """Command ``start``: a new attempt, or the active one (idempotent); ``force`` replaces.
+    ``device``: how this tenant's client names itself (None: the service's default).
+    ``proxy_url``: the tenant's own proxy (a secret, hidden from the repr; the shell seals it
+    in the vault), ``proxy_label``: what the log may say of it."""
 
     expected_user_id: int | None = None
     ttl_s: int | None = None
     force: bool = False
+    device: DeviceInfo | None = None
+    proxy_url: str | None = field(default=None, repr=False)
+    proxy_label: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +199,20 @@ class TelegramDown:
 
 @dataclass(frozen=True, slots=True)
 class SessionRevoked:
-    """The stored session is dead (``get_me`` or a restored client says so)."""
+    """The stored session is dead (``get_me`` or a restored client says so); ``noticed_by``:
+    ``validation`` or ``logout`` (the call that found it)."""
+
+    noticed_by: str = "validation"
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyDown:
+    """The tenant's proxy could not be reached."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyRefused:
+    """The tenant's proxy refused its user name and password."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +240,8 @@ Observation = (
     | TelegramDown
     | SessionRevoked
     | SessionLost
+    | ProxyDown
+    | ProxyRefused
     | LeaseDue
 )
 Input = Command | Observation

@@ -1,4 +1,4 @@
-"""The session lease rules of the login aggregate (DESIGN.md, "Session leases"). Pure.
+"""The session lease rules of the login aggregate (docs/contract.md, "Session leases"). Pure.
 
 One holder at a time, like an etcd lease: ``lease`` is granted only for an authorized session
 and only while no lease runs (the holder itself asking again gets ``leased`` too); ``renew``
@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import Final, TypedDict
 
 from events import Event, LoggedOut, SessionLeased, SessionReleased
+from events import SessionRevoked as RevokedEvent
 
 from ._inputs import Decision, Lease, LeaseDue, Release, Renew
 from ._state import HeldLease, LoginState
@@ -195,8 +196,9 @@ def decide_lease(
                 return _unproven(lease)
             if not given.revoked:
                 return Decision(end_lease(state, now, "released", trace))
+            revoked = RevokedEvent(**env, noticed_by="holder")
             logged_out = LoggedOut(**env, reason="revoked")
-            return Decision((*end_lease(state, now, "revoked", trace), logged_out))
+            return Decision((*end_lease(state, now, "revoked", trace), revoked, logged_out))
         case LeaseDue():
             if state.lease is None or state.lease.running(now):
                 return Decision()

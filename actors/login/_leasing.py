@@ -25,11 +25,18 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectSendStream
 
-from actors.hpke import PROOF_BYTES, InvalidPublicKeyError, lease_info, proof_info, seal
+from actors.hpke import (
+    PROOF_BYTES,
+    InvalidPublicKeyError,
+    lease_info,
+    proof_info,
+    proxy_info,
+    seal,
+)
 from actors.lease_store import LeaseStoreError
 from events import SessionLeased, SessionReleased
 
-from ._deps import ActorDeps, log_out_before
+from ._deps import ActorDeps, device_for, log_out_before, proxy_for
 from ._inputs import Decision, Lease, LeaseDue, Release, Renew
 from ._lease_records import LeaseEndedError, adopt_renewal, mark_ended, store_renewal
 from ._leases import proof_digest, renewal
@@ -86,7 +93,7 @@ async def expire_due(ledger: Ledger) -> None:
 async def act_on_lease(
     ledger: Ledger, command: Lease | Renew | Release, trace: str | None
 ) -> CommandReply:
-    """Run a lease command; its reply (``extra``: the fields of DESIGN.md's table).
+    """Run a lease command; its reply (``extra``: the fields of docs/contract.md's lease table).
 
     Raises:
         TelegramError: ``release`` with ``revoked`` could not log the session out.
@@ -143,7 +150,8 @@ async def _renew(ledger: Ledger, command: Renew) -> CommandReply:
 
 
 async def _release(ledger: Ledger, command: Release, trace: str | None) -> CommandReply:
-    log_out = log_out_before(ledger.deps, ledger.tenant)  # acts only when revoked
+    # acts only when revoked
+    log_out = log_out_before(ledger.deps, ledger.tenant, ledger.state.device)
     lease = ledger.state.lease
 
     async def before(decision: Decision) -> None:
@@ -171,11 +179,11 @@ async def _grant(ledger: Ledger, command: Lease, trace: str | None) -> CommandRe
         fence=ledger.head.seq,
         proof_digest=proof_digest(tenant, lease_id, secret),
     )
-    sealed = proof_sealed = b""
+    sealed = proof_sealed = proxy_sealed = b""
     previous = ledger.state.lease
 
     async def seal_first(decision: Decision) -> None:
-        nonlocal sealed, proof_sealed
+        nonlocal sealed, proof_sealed, proxy_sealed
         granted = decision.events[-1]
         assert isinstance(granted, SessionLeased)  # noqa: S101 (decide's grant ends so)
         ends = previous is not None and any(isinstance(e, SessionReleased) for e in decision.events)
@@ -189,6 +197,10 @@ async def _grant(ledger: Ledger, command: Lease, trace: str | None) -> CommandRe
         sealed = seal(command.suite, command.public_key, entry.session.encode(), info)
         proof = proof_info(tenant, granted.lease_id, granted.fence)
         proof_sealed = seal(command.suite, command.public_key, secret, proof)
+        proxy = await proxy_for(deps, tenant)  # the app connects the way tgqr does
+        if proxy is not None:
+            where = proxy_info(tenant, granted.lease_id, granted.fence)
+            proxy_sealed = seal(command.suite, command.public_key, proxy.url.encode(), where)
 
     try:
         decision = await ledger.apply(command, trace=trace, before=seal_first)
@@ -203,9 +215,12 @@ async def _grant(ledger: Ledger, command: Lease, trace: str | None) -> CommandRe
     state, lease = ledger.state, ledger.state.lease
     if not decision.ok or lease is None:
         return ledger.reply(decision)
+    device = device_for(deps, state.device)
+    more = {"proxy_sealed": base64.b64encode(proxy_sealed).decode()} if proxy_sealed else {}
     return _ok(
         ledger,
         {
+            **more,
             "tenant": tenant,
             "lease_id": lease.lease_id,
             "fence": lease.fence,
@@ -218,6 +233,14 @@ async def _grant(ledger: Ledger, command: Lease, trace: str | None) -> CommandRe
             # The commitment the log records too (public): lets the endpoint tell the holder's
             # renewals from anyone else's without seeing the proof's secret.
             "proof_digest": lease.proof_digest,
+            # Connect as the device the user saw log in (Telethon's keyword arguments).
+            "device": {
+                "device_model": device.model,
+                "system_version": device.system,
+                "app_version": device.app_version,
+                "lang_code": device.lang,
+                "system_lang_code": device.system_lang,
+            },
         },
     )
 

@@ -16,6 +16,7 @@ from events import (
     Expired,
     FloodWaited,
     Head,
+    LoginFailed,
     LoginStarted,
     QrIssued,
     SessionLeased,
@@ -121,6 +122,10 @@ class Ledger:
             case Expired():
                 if telemetry:
                     telemetry.qr_expired(self.tenant)
+            case LoginFailed():
+                detail = f" reason={event.reason}"
+                if telemetry:
+                    telemetry.login_failed(self.tenant, event.reason)
             case FloodWaited():
                 detail = f" seconds={event.seconds} method={event.method}"
                 if telemetry:

@@ -55,7 +55,7 @@ class CommandReply:
         return cls(ok=False, tenant=tenant, error_code=code, message=message, extra=extra or {})
 
     def to_json(self) -> dict[str, Any]:
-        """DESIGN.md's reply shape."""
+        """The reply shape of docs/contract.md ("Requests and replies")."""
         if self.ok:
             return {
                 "ok": True,

@@ -1,4 +1,4 @@
-"""The result switch of an export (DESIGN.md, "Policies"), and Telegram errors as observations.
+"""The result switch of an export, and Telegram errors as observations.
 
 The second export returns a plain token (keep going), ``LoginTokenSuccess``, a need for the 2FA
 password, or ``LoginTokenMigrateTo`` (switch DC, import there; re-export if the token expired
@@ -17,6 +17,8 @@ from actors.telegram import (
     LoginSuccess,
     LoginToken,
     PasswordNeeded,
+    ProxyAuthError,
+    ProxyUnreachableError,
     SessionRevokedError,
     TelegramClientPort,
     TelegramConfigError,
@@ -29,6 +31,8 @@ from ._inputs import (
     ConfigRefused,
     Observation,
     PasswordNeededSeen,
+    ProxyDown,
+    ProxyRefused,
     SessionRevoked,
     TelegramDown,
     TokenExported,
@@ -105,4 +109,8 @@ def observation_of(exc: TelegramError) -> Observation:
             return TokenRefused()
         case SessionRevokedError():
             return SessionRevoked()
+        case ProxyAuthError():
+            return ProxyRefused()
+        case ProxyUnreachableError():
+            return ProxyDown()
     return TelegramDown()

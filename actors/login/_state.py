@@ -15,6 +15,7 @@ from typing import Final, Literal
 from events import (
     ActorRestarted,
     Authorized,
+    DeviceInfo,
     Event,
     Expired,
     FloodWaited,
@@ -30,6 +31,7 @@ from events import (
     SessionLeased,
     SessionReleased,
 )
+from events import SessionRevoked as RevokedEvent
 
 __all__ = [
     "LIVE",
@@ -65,7 +67,8 @@ MAX_TTL_S: Final = 600
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """The service-wide settings of every login (DESIGN.md, "Policies")."""
+    """The service-wide settings of every login (README, "Configuration", sets the TTL and the
+    longest flood wait)."""
 
     qr_ttl_s: int = MAX_TTL_S
     refresh_before_s: float = 3.0
@@ -116,6 +119,7 @@ class LoginState:
     lease: HeldLease | None = None  # set by SessionLeased; cleared by SessionReleased, LoggedOut
     # and LoginStarted
     last_fence: int = 0  # the highest fence ever granted (fences only grow)
+    device: DeviceInfo | None = None  # the tenant's own device fields (LoginStarted)
 
     @property
     def live(self) -> bool:
@@ -140,7 +144,8 @@ def evolve(state: LoginState, event: Event) -> LoginState:
     ``LoggedOut``                         ``logged_out``
     ``FloodWaited``, ``ActorRestarted``,  unchanged
     ``QuarantineLifted``,
-    ``SessionLeased``, ``SessionReleased``
+    ``SessionLeased``,
+    ``SessionReleased``, ``SessionRevoked``
     ====================================  ==================================
 
     The lease (``lease``) is set by ``SessionLeased`` (a repeated grant of the same lease, as
@@ -166,6 +171,7 @@ def evolve(state: LoginState, event: Event) -> LoginState:
                 # keep the authorized user id only until a new login replaces it
                 user_id=None,
                 last_fence=state.last_fence,
+                device=event.device,
             )
         case QrIssued():
             return replace(
@@ -218,8 +224,8 @@ def evolve(state: LoginState, event: Event) -> LoginState:
             return replace(s, lease=lease, last_fence=max(s.last_fence, event.fence))
         case SessionReleased():
             return replace(s, lease=None)
-        case ActorRestarted() | QuarantineLifted():
-            return s
+        case ActorRestarted() | QuarantineLifted() | RevokedEvent():
+            return s  # ``SessionRevoked`` is followed by the ``LoggedOut`` that ends it
 
 
 def _ended(state: LoginState, status: Status) -> LoginState:

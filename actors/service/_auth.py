@@ -1,7 +1,8 @@
-"""Roles on NATS and how each one authenticates (DESIGN.md, "The boundary" -> "Roles on NATS").
+"""Roles on NATS and how each one authenticates (README, "Roles and credentials").
 
-Three roles, each a user in ``nats.conf`` with deny-by-default permissions: ``service`` (tgqr
-itself), ``app`` (the backend that uses tgqr) and ``auditor`` (reads the log). For the
+Four roles, each a user in ``nats.conf`` with deny-by-default permissions: ``service`` (tgqr
+itself), ``app`` (the backend that uses tgqr), ``auditor`` (reads the log) and ``page`` (the
+end user's page). For the
 embedded server every role's password is made on first start in ``<data>/creds/<role>.json``
 (mode 0600, in a 0700 directory); the server's config gets only bcrypt hashes of them. Against
 an external server a role authenticates with a NATS ``.creds`` file, an nkey seed file, or

@@ -15,11 +15,13 @@ from typing import Final
 from actors.gateway.page import DEFAULT_HTTP, HttpAddressError, parse_http
 from actors.keyfiles import create_key_file
 from actors.login import Policy
+from actors.telegram import Device, Proxy, ProxyUrlError
 from events import ChainKey, StoragePolicy
 
 __all__ = [
     "CHAIN_KEY_ENV",
     "CHAIN_KEY_FILE",
+    "DEFAULT_METRICS",
     "ChainKeyMissingError",
     "ConfigError",
     "ServiceConfig",
@@ -30,6 +32,8 @@ CHAIN_KEY_ENV: Final = "TGQR_CHAIN_KEY"
 MAX_REPLICAS: Final = 5
 """JetStream keeps at most 5 copies of a stream."""
 CHAIN_KEY_FILE: Final = "chain.key"
+DEFAULT_METRICS: Final = "127.0.0.1:9464"
+"""Where ``tgqr up`` serves ``/metrics``, ``/healthz`` and ``/readyz`` unless told otherwise."""
 
 
 class ConfigError(ValueError):
@@ -65,6 +69,13 @@ class ServiceConfig:
     """The base of the page's links (``TGQR_PUBLIC_URL``); None: ``http://`` + the address."""
     storage: StoragePolicy = field(default_factory=StoragePolicy)
     """The limits of the log and the buckets (``TGQR_<STORE>_MAX_*``, see events.storage)."""
+    device: Device = field(default_factory=Device)
+    proxy: Proxy | None = field(default=None, repr=False)
+    """The proxy of tenants that set none of their own (``TGQR_PROXY``); it holds credentials."""
+    """How every tenant's Telegram client names itself unless its ``start`` says otherwise
+    (``TGQR_DEVICE_MODEL``, ``_SYSTEM``, ``_APP_VERSION``, ``_LANG``, ``_SYSTEM_LANG``)."""
+    metrics: str | None = None
+    """``HOST:PORT`` of ``/metrics``, ``/healthz``, ``/readyz`` (``TGQR_METRICS``); None: none."""
 
     @property
     def simulated(self) -> bool:
@@ -82,9 +93,11 @@ class ServiceConfig:
         nkey: str | None = None,
         replicas: int = 1,
         http: str | None = None,
+        metrics: str | None = None,
     ) -> ServiceConfig:
         """Read ``TGQR_*`` settings (see README, "Configuration"); ``http`` (``--http``)
-        overrides ``TGQR_HTTP``, and ``off`` serves no page.
+        overrides ``TGQR_HTTP``, and ``off`` serves no page; ``metrics`` (``--metrics``)
+        overrides ``TGQR_METRICS`` (default 127.0.0.1:9464), ``off`` for none.
 
         Raises:
             ConfigError: a setting is malformed, only one of the API id and hash is set, or
@@ -99,6 +112,9 @@ class ServiceConfig:
         if not 1 <= ttl <= 600:
             raise ConfigError("TGQR_QR_TTL_SECONDS must be within 1..600")
         flood_max = _int(env, "TGQR_FLOOD_MAX_WAIT_SECONDS", 60)
+        validate_s = _int(env, "TGQR_VALIDATE_SECONDS", 900)
+        if validate_s < 1:
+            raise ConfigError("TGQR_VALIDATE_SECONDS must be at least 1")
         throttle = env.get("TGQR_THROTTLE_MS", "200-500")
         try:
             low, _, high = throttle.partition("-")
@@ -119,7 +135,11 @@ class ServiceConfig:
             nats_creds=_path(creds or env.get("TGQR_NATS_CREDS")),
             nats_nkey=_path(nkey or env.get("TGQR_NATS_NKEY")),
             replicas=replicas,
-            policy=Policy(qr_ttl_s=ttl, flood_max_wait_s=flood_max),
+            policy=Policy(
+                qr_ttl_s=ttl,
+                flood_max_wait_s=flood_max,
+                validate_every_s=float(validate_s),
+            ),
             api_id=api_id,
             api_hash=api_hash or None,
             throttle_s=throttle_s,
@@ -127,6 +147,9 @@ class ServiceConfig:
             http=_http(http or env.get("TGQR_HTTP") or DEFAULT_HTTP),
             public_url=_public_url(env.get("TGQR_PUBLIC_URL", "")),
             storage=storage,
+            device=_device(env),
+            proxy=_proxy(env.get("TGQR_PROXY", "")),
+            metrics=_metrics(metrics or env.get("TGQR_METRICS") or DEFAULT_METRICS),
         )
 
 
@@ -140,6 +163,36 @@ def _check_replicas(replicas: int, *, external: bool) -> None:
         )
 
 
+_DEVICE_ENV: Final = {
+    "model": "TGQR_DEVICE_MODEL",
+    "system": "TGQR_DEVICE_SYSTEM",
+    "app_version": "TGQR_DEVICE_APP_VERSION",
+    "lang": "TGQR_DEVICE_LANG",
+    "system_lang": "TGQR_DEVICE_SYSTEM_LANG",
+}
+
+
+def _proxy(url: str) -> Proxy | None:
+    if not url.strip():
+        return None
+    try:
+        return Proxy.parse(url)
+    except ProxyUrlError as exc:
+        raise ConfigError(f"TGQR_PROXY: {exc}") from None
+
+
+def _device(env: Mapping[str, str]) -> Device:
+    given: dict[str, str] = {}
+    for name, variable in _DEVICE_ENV.items():
+        value = env.get(variable, "").strip()
+        if not value:
+            continue
+        if len(value) > 64 or not value.isprintable():
+            raise ConfigError(f"{variable} must be at most 64 printable characters")
+        given[name] = value
+    return Device(**given)
+
+
 def _http(address: str) -> str | None:
     if address.strip().lower() == "off":
         return None
@@ -147,6 +200,16 @@ def _http(address: str) -> str | None:
         parse_http(address)
     except HttpAddressError as exc:
         raise ConfigError(f"--http / TGQR_HTTP: {exc}") from None
+    return address.strip()
+
+
+def _metrics(address: str) -> str | None:
+    if address.strip().lower() == "off":
+        return None
+    try:
+        parse_http(address)
+    except HttpAddressError as exc:
+        raise ConfigError(f"--metrics / TGQR_METRICS: {exc}") from None
     return address.strip()
 
 

@@ -75,8 +75,9 @@ async def open_service_nats(
             # Shielded: this runs while the service is being cancelled. A drain that does
             # not finish in time (a refused request still pending) still ends in a close.
             with anyio.CancelScope(shield=True):
-                with anyio.move_on_after(5):
-                    await nc.drain()
+                if nc.is_connected:  # draining a reconnecting client raises at once
+                    with anyio.move_on_after(5):
+                        await nc.drain()
                 if not nc.is_closed:
                     await nc.close()
     finally:

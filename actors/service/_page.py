@@ -55,7 +55,7 @@ READY: Final = b"ready\n"
 _READY_WAIT_S: Final = 60.0
 _STOP_WAIT_S: Final = 6.0
 _KEPT: Final = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "HOME", "TMPDIR", "PYTHONPATH")
-_KEPT_TGQR: Final = ("TGQR_LOG_LEVEL",)
+_KEPT_TGQR: Final = ("TGQR_LOG_LEVEL", "TGQR_LOG_FORMAT")
 
 
 def page_environment(env: Mapping[str, str] = os.environ) -> dict[str, str]:

@@ -35,13 +35,14 @@ from actors.login import (
 from actors.sim import Simulator, serve_sim_control
 from actors.supervision import TenantSupervisor
 from actors.telegram import TelegramPort, TelethonTelegram
-from actors.telemetry import Telemetry, configure_from_env
+from actors.telemetry import Telemetry, configure_from_env, traceparents
 from actors.vault import KvSessionVault, load_key_ring
 from events import ChainKey, verify_tail
-from events.jetstream import JetStreamEventLog, ensure_stream
+from events.jetstream import STREAM, JetStreamEventLog, ensure_stream
 from projections import Projector, open_projector, serve_queries
 
 from ._config import ConfigError, ServiceConfig, load_chain_key
+from ._metrics_http import MetricsServer, bind_metrics, readiness
 from ._mirror import ensure_mirror
 from ._nats import open_service_nats
 from ._page import PageProcess, open_page
@@ -54,6 +55,13 @@ log = logging.getLogger("tgqr.service")
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+async def _flush(telemetry: Telemetry) -> None:
+    """Export what the exporters still hold (the last spans, a last metrics push), in a
+    thread and for at most 5 s: an unreachable collector does not hold up the exit."""
+    with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+        await anyio.to_thread.run_sync(telemetry.shutdown, abandon_on_cancel=True)
 
 
 def tune_gc() -> None:
@@ -81,6 +89,8 @@ class RunningService:
     projector: Projector | None
     page: PageProcess | None = None
     """The end user's page process (its ``url``, ``public_url`` and ``links``), if served."""
+    metrics_url: str | None = None
+    """Where ``/metrics``, ``/healthz`` and ``/readyz`` are served (``http://HOST:PORT``)."""
 
 
 async def run_service(
@@ -101,10 +111,16 @@ async def run_service(
         ConfigError, NatsServerError, VaultError: the service could not start.
     """
     private_dir(config.data_dir)
-    telemetry = telemetry or configure_from_env()
+    owned = telemetry is None
+    telemetry = telemetry or configure_from_env(scrape=config.metrics is not None)
     rng = random.Random()  # jitter and throttling only, never secrets
     async with AsyncExitStack() as stack:
+        if owned:
+            stack.push_async_callback(_flush, telemetry)
         url, nc = await stack.enter_async_context(open_service_nats(config, telemetry))
+        metrics_sock = bind_metrics(config.metrics) if config.metrics else None
+        if metrics_sock is not None:
+            stack.callback(metrics_sock.close)
         js = nc.jetstream(timeout=10)
         await ensure_stream(js, replicas=config.replicas, limits=config.storage.log)
         mirror = await ensure_mirror(nc, replicas=config.replicas, limits=config.storage.log)
@@ -128,12 +144,33 @@ async def run_service(
         projector: Projector | None = None
         if config.projector:
             projector = await stack.enter_async_context(
-                open_projector(event_log, config.data_dir / "tgqr.duckdb", key=key)
+                open_projector(
+                    event_log,
+                    config.data_dir / "tgqr.duckdb",
+                    key=key,
+                    batch_span=(
+                        lambda batch: telemetry.batch_span(
+                            len(batch), traceparents(m.data for m in batch)
+                        )
+                    )
+                    if telemetry.tracing
+                    else None,
+                )
             )
         page: PageProcess | None = None
         if config.http is not None:
             page = stack.enter_context(open_page(config))
         async with anyio.create_task_group() as tg:
+            serving = anyio.Event()
+            metrics_url = None
+            if metrics_sock is not None:
+                metrics = MetricsServer(
+                    metrics_sock,
+                    telemetry.exposition,
+                    readiness(serving, lambda: nc.is_connected, lambda: js.stream_info(STREAM)),
+                )
+                metrics_url = metrics.url
+                await tg.start(keep_running, "metrics endpoint", metrics.run, rng.random)
             if telegram is not None:
                 sim = None
             elif config.simulated:
@@ -166,6 +203,8 @@ async def run_service(
                 leases=await KvLeaseStore.open(
                     js, replicas=config.replicas, limits=config.storage.leases
                 ),
+                device=config.device,
+                proxy=config.proxy,
             )
 
             async def runner(
@@ -187,6 +226,10 @@ async def run_service(
                 on_quarantine=telemetry.tenant_quarantined,
             )
             await tg.start(supervisor.run)
+            telemetry.watch(
+                live_actors=lambda: supervisor.statistics().live_actors,
+                projector_lag=(lambda: projector.statistics().lag_events) if projector else None,
+            )
             resumed = 0
             for tenant in await event_log.tenants():
                 supervisor.ensure_running(tenant)
@@ -247,6 +290,9 @@ async def run_service(
                 "simulator" if sim else "Telegram",
                 resumed,
             )
+            serving.set()
             task_status.started(
-                RunningService(url, nc, event_log, key, supervisor, sim, projector, page)
+                RunningService(
+                    url, nc, event_log, key, supervisor, sim, projector, page, metrics_url
+                )
             )

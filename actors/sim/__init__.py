@@ -12,8 +12,18 @@ Telethon client logs in against it. Point a client at it::
 
 from __future__ import annotations
 
-from ._control import SCAN_SUBJECT, serve_sim_control
+from ._control import DEVICES_SUBJECT, SCAN_SUBJECT, TERMINATE_SUBJECT, serve_sim_control
+from ._devices import SeenDevice
 from ._errors import SimulatorError
 from ._simulator import SimStatistics, Simulator
 
-__all__ = ["SCAN_SUBJECT", "SimStatistics", "Simulator", "SimulatorError", "serve_sim_control"]
+__all__ = [
+    "DEVICES_SUBJECT",
+    "SCAN_SUBJECT",
+    "TERMINATE_SUBJECT",
+    "SeenDevice",
+    "SimStatistics",
+    "Simulator",
+    "SimulatorError",
+    "serve_sim_control",
+]

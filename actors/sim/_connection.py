@@ -52,13 +52,13 @@ class Connection:
     ) -> None:
         self.dc = dc
         self._stream = stream
-        self._endpoint = Endpoint(dc)
+        address = stream.extra(SocketAttribute.remote_address, None)  # noqa: S610
+        self._peer = f"{address[0]}:{address[1]}" if isinstance(address, tuple) else "?"
+        self._endpoint = Endpoint(dc, self._peer)
         self._on_bind = on_bind
         self._ref: KeyRef | None = None
         self._send: MemoryObjectSendStream[Out] | None = None
         self.malformed = False
-        address = stream.extra(SocketAttribute.remote_address, None)  # noqa: S610
-        self._peer = f"{address[0]}:{address[1]}" if isinstance(address, tuple) else "?"
 
     @property
     def ref(self) -> KeyRef | None:

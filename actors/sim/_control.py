@@ -1,7 +1,11 @@
-"""``tgqr.sim.scan``: the simulator's phone, reachable over NATS (simulator mode only).
+"""``tgqr.sim.scan``, ``tgqr.sim.devices``, ``tgqr.sim.terminate``: the simulator's phone,
+reachable over NATS (simulator mode only).
 
-Body ``{"tenant": str?, "url": str?, "user_id": int, "password": str?, "dc_id": int?}``: the
-phone of ``user_id`` scans ``url``, or the tenant's current QR (found by folding its events).
+- scan ``{"tenant": str?, "url": str?, "user_id": int, "password": str?, "dc_id": int?}``: the
+  phone of ``user_id`` scans ``url``, or the tenant's current QR (found by folding its events).
+- devices ``{"user_id": int}``: ``{"ok": true, "user_id", "devices": [{"id", "device_model",
+  "system_version", "app_version", "lang_code", "peer"}]}``, the phone's Settings → Devices.
+- terminate ``{"user_id": int, "device": str}``: the phone ends that session.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import anyio
 import msgspec
 from anyio.abc import TaskStatus
 from nats.aio.client import Client
+from nats.aio.subscription import Subscription
 
 from actors.gateway import error_reply
 from actors.login import LoginState, fold
@@ -21,17 +26,20 @@ from events import (
     InvalidTenantError,
     ReplyGuard,
     TenantQuarantinedError,
+    plain_decode_error,
     validate_tenant,
 )
 
 from ._errors import SimulatorError
 from ._simulator import Simulator
 
-__all__ = ["SCAN_SUBJECT", "serve_sim_control"]
+__all__ = ["DEVICES_SUBJECT", "SCAN_SUBJECT", "TERMINATE_SUBJECT", "serve_sim_control"]
 
 log = logging.getLogger("tgqr.sim")
 
 SCAN_SUBJECT: Final = "tgqr.sim.scan"
+DEVICES_SUBJECT: Final = "tgqr.sim.devices"
+TERMINATE_SUBJECT: Final = "tgqr.sim.terminate"
 _LIVE: Final = frozenset({"pending", "scanned"})
 
 
@@ -52,15 +60,51 @@ class _ScanBody(msgspec.Struct, forbid_unknown_fields=True):
         )
 
 
+class _DevicesBody(msgspec.Struct, forbid_unknown_fields=True):
+    user_id: Annotated[int, msgspec.Meta(gt=0)]
+
+
+class _TerminateBody(msgspec.Struct, forbid_unknown_fields=True):
+    user_id: Annotated[int, msgspec.Meta(gt=0)]
+    device: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
 _decoder: Final = msgspec.json.Decoder(_ScanBody)
+_devices_decoder: Final = msgspec.json.Decoder(_DevicesBody)
+_terminate_decoder: Final = msgspec.json.Decoder(_TerminateBody)
 _encoder: Final = msgspec.json.Encoder()
+
+
+def _devices(sim: Simulator, data: bytes) -> bytes:
+    try:
+        body = _devices_decoder.decode(data.strip() or b"{}")
+    except msgspec.DecodeError as exc:
+        return error_reply("invalid_request", plain_decode_error(exc, _DevicesBody))
+    try:
+        devices = sim.devices(body.user_id)
+    except SimulatorError as exc:
+        return error_reply("wrong_state", str(exc))
+    items = [device.as_json() for device in devices]
+    return _encoder.encode({"ok": True, "user_id": body.user_id, "devices": items})
+
+
+def _terminate(sim: Simulator, data: bytes) -> bytes:
+    try:
+        body = _terminate_decoder.decode(data.strip() or b"{}")
+    except msgspec.DecodeError as exc:
+        return error_reply("invalid_request", plain_decode_error(exc, _TerminateBody))
+    try:
+        sim.terminate(body.user_id, body.device)
+    except SimulatorError as exc:
+        return error_reply("wrong_state", str(exc))
+    return _encoder.encode({"ok": True, "user_id": body.user_id, "device": body.device})
 
 
 async def _scan(sim: Simulator, event_log: EventLog, data: bytes) -> bytes:
     try:
         body = _decoder.decode(data.strip() or b"{}")
     except msgspec.DecodeError as exc:
-        return error_reply("invalid_request", f"bad scan body: {exc}")
+        return error_reply("invalid_request", plain_decode_error(exc, _ScanBody))
     url = body.url
     if body.tenant is not None:
         try:
@@ -94,19 +138,34 @@ async def serve_sim_control(
     *,
     task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Answer ``tgqr.sim.scan`` requests until cancelled (only those with an inbox reply)."""
+    """Answer the phone's requests until cancelled (only those with an inbox reply)."""
     guard = ReplyGuard()
-    sub = await nc.subscribe(SCAN_SUBJECT, pending_msgs_limit=1024)
-    try:
-        task_status.started()
+    subs = [
+        await nc.subscribe(subject, pending_msgs_limit=1024)
+        for subject in (SCAN_SUBJECT, DEVICES_SUBJECT, TERMINATE_SUBJECT)
+    ]
+
+    async def answer(sub: Subscription) -> None:
         async for msg in sub.messages:
             if not guard.allows(msg.subject, msg.reply):
                 continue
             try:
-                reply = await _scan(sim, event_log, msg.data)
+                if msg.subject == DEVICES_SUBJECT:
+                    reply = _devices(sim, msg.data)
+                elif msg.subject == TERMINATE_SUBJECT:
+                    reply = _terminate(sim, msg.data)
+                else:
+                    reply = await _scan(sim, event_log, msg.data)
             except Exception as exc:
-                reply = error_reply("unavailable", f"scan failed: {type(exc).__name__}")
+                reply = error_reply("unavailable", f"the phone failed: {type(exc).__name__}")
             await nc.publish(msg.reply, reply)
+
+    try:
+        async with anyio.create_task_group() as tg:
+            for sub in subs:
+                tg.start_soon(answer, sub)
+            task_status.started()
     finally:
         with anyio.CancelScope(shield=True):
-            await sub.unsubscribe()
+            for sub in subs:
+                await sub.unsubscribe()

@@ -98,8 +98,9 @@ Out = bytes | Batch
 class Endpoint:
     """The protocol state of one TCP connection to ``dc``."""
 
-    def __init__(self, dc: DataCentre) -> None:
+    def __init__(self, dc: DataCentre, peer: str = "?") -> None:
         self.dc = dc
+        self.peer = peer  # the client's address, as the DC sees it
         self.key: KeyRecord | None = None
         self.session: ServerSession | None = None
         #: set by ping_delay_disconnect: close the connection this many seconds from now
@@ -248,7 +249,7 @@ class Endpoint:
 
     def _rpc(self, key: KeyRecord, msg_id: int, obj: Any) -> bytes:
         try:
-            return rpc_result(msg_id, self.dc.rpc.call(key, self.dc.dc_id, obj))
+            return rpc_result(msg_id, self.dc.rpc.call(key, self.dc.dc_id, obj, peer=self.peer))
         except RpcFailure as failure:
             return rpc_error(msg_id, failure.code, failure.message)
         except Exception:

@@ -1,7 +1,7 @@
 """What a simulator keeps in its data directory: its ports, accounts, auth keys and logins.
 
 Simulator mode promises that a stored or leased session keeps working after ``tgqr up``
-restarts (DESIGN.md, "Session leases"). A Telethon session names its DC's address and holds an
+restarts (README, "Session leases"). A Telethon session names its DC's address and holds an
 auth key, so the DCs listen on the same ports again and still know the keys, the accounts and
 which key is logged in as whom. One JSON file, mode 0600 (it holds the fake DCs' auth keys),
 replaced atomically; blocking calls (run them in a worker thread from async code).

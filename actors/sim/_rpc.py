@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from telethon.tl import functions, types
 
+from ._devices import DeviceBook
 from ._errors import RpcFailure
 from ._mtproto import KeyRecord
 from ._srp import P_BYTES, G
@@ -73,8 +74,10 @@ class RpcHandler:
         *,
         clock: Callable[[], float],
         dc_options: Callable[[], Sequence[tuple[int, str, int]]],
+        devices: DeviceBook | None = None,
     ) -> None:
         self._state = state
+        self.devices = devices or DeviceBook()
         self._clock = clock
         self._dc_options = dc_options
         self._handlers: dict[int, Callable[[KeyRef, Any], Any]] = {
@@ -91,8 +94,9 @@ class RpcHandler:
         }
         self.calls = 0
 
-    def call(self, key: KeyRecord, dc_id: int, request: Any) -> bytes:
-        """Run one API call with ``key`` on ``dc_id``; returns the serialized result.
+    def call(self, key: KeyRecord, dc_id: int, request: Any, *, peer: str = "?") -> bytes:
+        """Run one API call with ``key`` on ``dc_id`` from the client at ``peer``; returns the
+        serialized result. An ``initConnection`` is noted in :attr:`devices`.
 
         Raises RpcFailure for every error answer (scripted, refused or unsupported).
         """
@@ -100,6 +104,8 @@ class RpcHandler:
         while isinstance(request, _WRAPPERS):
             if isinstance(request, functions.InvokeWithLayerRequest):
                 key.layer = request.layer
+            elif isinstance(request, functions.InitConnectionRequest):
+                self.devices.note((dc_id, key.key_id), request, peer)
             request = request.query
         name = method_name(request)
         failure = self._state.take_scripted(name)

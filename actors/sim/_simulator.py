@@ -18,6 +18,7 @@ from anyio.abc import SocketAttribute, SocketStream
 from actors.telegram import parse_login_url
 
 from ._connection import Connection
+from ._devices import SeenDevice, devices_of, terminate
 from ._endpoint import DataCentre
 from ._errors import RpcFailure, SimulatorError
 from ._handshake import test_rsa_key
@@ -298,6 +299,18 @@ class Simulator:
     def fail_next(self, method: str, times: int = 1) -> None:
         """The next ``times`` calls of ``method`` answer ``500 INTERNAL`` (a server error)."""
         self._state.script(method, RpcFailure(500, "INTERNAL"), times)
+
+    def devices(self, user_id: int) -> list[SeenDevice]:
+        """The phone's Settings → Devices: each authorization of ``user_id`` as its client
+        last named itself, and the address it came from. Raises SimulatorError for an
+        unknown user."""
+        return devices_of(self._state, self._rpc.devices, user_id)
+
+    def terminate(self, user_id: int, device: str) -> None:
+        """The phone ends the authorization ``device`` (an id from :meth:`devices`): its next
+        call answers ``401 AUTH_KEY_UNREGISTERED``. Raises SimulatorError if there is none."""
+        dc_id, _ = terminate(self._state, user_id, device)
+        _log.info("user %d terminated device %s on DC %d", user_id, device, dc_id)
 
     def revoke(self, user_id: int) -> None:
         """Every authorization of the user becomes invalid (``401 AUTH_KEY_UNREGISTERED``)."""

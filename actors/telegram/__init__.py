@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ._urls import login_url, parse_login_url
 from .fake import FakeStatistics, FakeTelegram, ScanError
 from .port import (
+    Device,
     ExportResult,
     FloodWaitError,
     LoginMigrate,
@@ -19,6 +20,8 @@ from .port import (
     LoginToken,
     PasswordInvalidError,
     PasswordNeeded,
+    ProxyAuthError,
+    ProxyUnreachableError,
     SessionRevokedError,
     TelegramClientPort,
     TelegramConfigError,
@@ -28,6 +31,7 @@ from .port import (
     TokenExpiredError,
     TokenInvalidError,
 )
+from .proxy import Proxy, ProxyUrlError
 
 if TYPE_CHECKING:
     from .telethon_adapter import SIMULATOR_API_HASH, SIMULATOR_API_ID, TelethonTelegram
@@ -35,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SIMULATOR_API_HASH",
     "SIMULATOR_API_ID",
+    "Device",
     "ExportResult",
     "FakeStatistics",
     "FakeTelegram",
@@ -44,6 +49,10 @@ __all__ = [
     "LoginToken",
     "PasswordInvalidError",
     "PasswordNeeded",
+    "Proxy",
+    "ProxyAuthError",
+    "ProxyUnreachableError",
+    "ProxyUrlError",
     "ScanError",
     "SessionRevokedError",
     "TelegramClientPort",

@@ -17,7 +17,8 @@ import anyio.lowlevel
 
 from ._fake_client import FakeClient, KeyState, Token
 from ._scans import ScanSignal
-from .port import FloodWaitError
+from .port import Device, FloodWaitError
+from .proxy import Proxy
 
 __all__ = ["FakeServer", "User"]
 
@@ -51,8 +52,10 @@ class FakeServer:
         "clock",
         "counters",
         "dc_ids",
+        "devices",
         "keys",
         "open_clients",
+        "proxies",
         "script",
         "serial",
         "tokens",
@@ -70,6 +73,8 @@ class FakeServer:
         self.tokens: dict[bytes, Token] = {}  # live tokens by their bytes
         self.keys: dict[str, KeyState] = {}  # auth keys by session string
         self.by_tenant: dict[str, FakeClient] = {}  # each tenant's latest open client
+        self.devices: dict[str, Device] = {}  # the device of each tenant's latest client
+        self.proxies: dict[str, Proxy | None] = {}  # the proxy of each tenant's latest client
         self.open_clients = 0
         self.script: dict[str, deque[BaseException | int]] = {}  # method -> error or flood s
         self.serial = itertools.count(1)

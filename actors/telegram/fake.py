@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 from ._fake_client import FakeClient, KeyState, Token
 from ._fake_server import FakeServer, User
 from ._urls import parse_login_url
-from .port import TelegramUnavailableError
+from .port import Device, TelegramUnavailableError
+from .proxy import Proxy
 
 __all__ = ["FakeStatistics", "FakeTelegram", "ScanError"]
 
@@ -89,15 +90,25 @@ class FakeTelegram:
 
     # --- the port ---------------------------------------------------------------------------
 
-    def open_client(self, tenant: str, session: str | None = None) -> FakeClient:
+    def open_client(
+        self,
+        tenant: str,
+        session: str | None = None,
+        *,
+        device: Device | None = None,
+        proxy: Proxy | None = None,
+    ) -> FakeClient:
         """A client for ``tenant``, restoring ``session`` (an unknown session gives an
-        unauthorized client, as a forgotten auth key does on Telegram).
+        unauthorized client, as a forgotten auth key does on Telegram), named ``device``
+        (:meth:`device_of` tells the last one).
 
         Raises (on enter): whatever ``fail_next("connect", ...)`` scripted.
         """
         state = self._server.keys.get(session) if session else None
         if state is None:
             state = KeyState(self.home_dc)
+        self._server.devices[tenant] = device or Device()
+        self._server.proxies[tenant] = proxy
         return FakeClient(self._server, tenant, state)
 
     # --- scripting (the "phone" and the operator) -------------------------------------------
@@ -164,6 +175,14 @@ class FakeTelegram:
         for state in self._server.keys.values():
             if state.user_id == user_id:
                 state.user_id = None
+
+    def proxy_of(self, tenant: str) -> Proxy | None:
+        """The proxy ``tenant``'s latest client went through (None: directly, or never)."""
+        return self._server.proxies.get(tenant)
+
+    def device_of(self, tenant: str) -> Device | None:
+        """The device ``tenant``'s latest client named itself as (None: it never opened one)."""
+        return self._server.devices.get(tenant)
 
     def statistics(self) -> FakeStatistics:
         server = self._server

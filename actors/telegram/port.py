@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
+from .proxy import Proxy
+
 __all__ = [
+    "Device",
     "ExportResult",
     "FloodWaitError",
     "LoginMigrate",
@@ -21,6 +24,8 @@ __all__ = [
     "LoginToken",
     "PasswordInvalidError",
     "PasswordNeeded",
+    "ProxyAuthError",
+    "ProxyUnreachableError",
     "SessionRevokedError",
     "TelegramClientPort",
     "TelegramConfigError",
@@ -30,6 +35,34 @@ __all__ = [
     "TokenExpiredError",
     "TokenInvalidError",
 ]
+
+
+# --- the client's identity ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    """What a client tells Telegram about itself (``initConnection``): the user sees
+    ``model`` and ``system`` (and ``app_version``) in Settings → Devices. Every field is sent;
+    the defaults are the service's (``TGQR_DEVICE_*`` change them)."""
+
+    model: str = "tgqr"
+    system: str = "Linux"
+    app_version: str = "1.0"
+    lang: str = "en"
+    system_lang: str = "en"
+
+    def overridden(
+        self, *, model: str = "", system: str = "", app_version: str = "", lang: str = ""
+    ) -> Device:
+        """This device with the given non-empty fields replacing its own."""
+        given = {"model": model, "system": system, "app_version": app_version, "lang": lang}
+        return replace(self, **{name: value for name, value in given.items() if value})
+
+    @property
+    def label(self) -> str:
+        """How Telegram lists it: ``Acme Parser, Linux``."""
+        return f"{self.model}, {self.system}"
 
 
 # --- results -------------------------------------------------------------------------------
@@ -113,6 +146,15 @@ class TelegramConfigError(TelegramError):
     """The service's configuration is refused (``API_ID_INVALID`` and the like)."""
 
 
+class ProxyUnreachableError(TelegramUnavailableError):
+    """The tenant's proxy did not answer (refused, unreachable, timed out). The message names
+    the proxy's label, never its credentials."""
+
+
+class ProxyAuthError(TelegramError):
+    """The tenant's proxy refused its user name and password."""
+
+
 # --- ports ---------------------------------------------------------------------------------
 
 
@@ -182,11 +224,19 @@ class TelegramPort(Protocol):
     """Opens clients. Each client is disconnected when its context exits, on every path."""
 
     def open_client(
-        self, tenant: str, session: str | None = None
+        self,
+        tenant: str,
+        session: str | None = None,
+        *,
+        device: Device | None = None,
+        proxy: Proxy | None = None,
     ) -> AbstractAsyncContextManager[TelegramClientPort]:
-        """Connect a client (restoring ``session`` if given) for the block's duration.
+        """Connect a client (restoring ``session`` if given) for the block's duration, naming
+        itself as ``device`` (None: the adapter's default device), through ``proxy`` (None:
+        directly).
 
         Raises (on enter):
-            TelegramUnavailableError, TelegramConfigError.
+            TelegramUnavailableError (ProxyUnreachableError), ProxyAuthError,
+            TelegramConfigError.
         """
         ...

@@ -26,8 +26,10 @@ import anyio
 from telethon import TelegramClient
 from telethon.sessions import StringSession
 
+from ._proxy_check import diagnose, explain, is_proxy_error
 from ._telethon_client import ClientSettings, TelethonClient
-from .port import TelegramClientPort, TelegramConfigError
+from .port import Device, TelegramClientPort, TelegramConfigError, TelegramUnavailableError
+from .proxy import Proxy
 
 __all__ = ["SIMULATOR_API_HASH", "SIMULATOR_API_ID", "TelethonTelegram"]
 
@@ -51,7 +53,8 @@ class TelethonTelegram:
 
     ``dc=None`` uses Telethon's defaults (real Telegram); ``dc=(dc_id, host, port)`` points new
     sessions at another DC (the simulator). ``rng`` and ``sleep`` drive the throttle;
-    ``request_timeout`` bounds connecting and every request.
+    ``request_timeout`` bounds connecting and every request. ``device``: how a client names
+    itself when :meth:`open_client` is given none.
     """
 
     def __init__(
@@ -64,6 +67,7 @@ class TelethonTelegram:
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         request_timeout: float = 10.0,
+        device: Device | None = None,
     ) -> None:
         low, high = throttle_s
         if not 0 <= low <= high:
@@ -77,6 +81,7 @@ class TelethonTelegram:
             timeout=request_timeout,
         )
         self._dc = dc
+        self._device = device or Device()
         # Telethon caches help.getConfig in a class attribute shared by every client of the
         # process; a subclass per adapter keeps the simulator's DC list apart from others.
         self._client_class: type[Any] = type(
@@ -90,6 +95,7 @@ class TelethonTelegram:
         *,
         throttle_s: tuple[float, float] = (0.0, 0.0),
         request_timeout: float = 10.0,
+        device: Device | None = None,
     ) -> TelethonTelegram:
         """An adapter pointed at ``sim``'s home DC (registers its RSA key with Telethon)."""
         sim.register_with_telethon()
@@ -100,25 +106,37 @@ class TelethonTelegram:
             dc=(sim.home_dc, host, port),
             throttle_s=throttle_s,
             request_timeout=request_timeout,
+            device=device,
         )
 
     def __repr__(self) -> str:  # never the api_hash
         return f"TelethonTelegram(api_id={self._settings.api_id}, dc={self._dc})"
 
     def open_client(
-        self, tenant: str, session: str | None = None
+        self,
+        tenant: str,
+        session: str | None = None,
+        *,
+        device: Device | None = None,
+        proxy: Proxy | None = None,
     ) -> AbstractAsyncContextManager[TelegramClientPort]:
-        """Connect a client (restoring ``session``) for the block; it is disconnected on
-        every exit path, cancellation included (the disconnect is shielded, at most 5 s).
+        """Connect a client (restoring ``session``) for the block, sending ``device`` (None:
+        the adapter's) in its ``initConnection``, through ``proxy`` (None: directly); it is
+        disconnected on every exit path, cancellation included (the disconnect is shielded,
+        at most 5 s).
 
         Raises (on enter):
-            TelegramUnavailableError: unreachable, or no answer within ``request_timeout``.
+            TelegramUnavailableError: unreachable, or no answer within ``request_timeout``;
+                ProxyUnreachableError when the proxy is what did not answer.
+            ProxyAuthError: the proxy refused its credentials.
             TelegramConfigError: the api_id is refused, or ``session`` is malformed.
         """
-        return self._open(tenant, session)
+        return self._open(tenant, session, device or self._device, proxy)
 
     @asynccontextmanager
-    async def _open(self, tenant: str, session: str | None) -> AsyncIterator[TelegramClientPort]:
+    async def _open(
+        self, tenant: str, session: str | None, device: Device, proxy: Proxy | None
+    ) -> AsyncIterator[TelegramClientPort]:
         try:
             string_session = StringSession(session or None)
         except Exception:
@@ -135,11 +153,28 @@ class TelethonTelegram:
             connection_retries=1,
             retry_delay=1,
             timeout=self._settings.timeout,
+            device_model=device.model,
+            system_version=device.system,
+            app_version=device.app_version,
+            lang_code=device.lang,
+            system_lang_code=device.system_lang,
+            proxy=proxy.telethon() if proxy is not None else None,
         )
         adapter = TelethonClient(client, self._settings, tenant)
         started = time.monotonic()
         try:
-            await adapter.connect()
+            try:
+                await adapter.connect()
+            except TelegramUnavailableError:
+                if proxy is None:
+                    raise
+                dc = string_session
+                why = await diagnose(proxy, dc.server_address, dc.port, self._settings.timeout)
+                raise why from None
+            except Exception as exc:  # python-socks' own errors reach us past Telethon
+                if proxy is None or not is_proxy_error(exc):
+                    raise
+                raise explain(proxy, exc) from None
             yield adapter
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(_DISCONNECT_TIMEOUT_S):

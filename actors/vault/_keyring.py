@@ -120,6 +120,23 @@ def unseal(keys: MultiFernet, tenant: str, token: bytes) -> VaultEntry:
     return VaultEntry(session=doc.session, stage=doc.stage)
 
 
+PROXY_SUFFIX: Final = ".proxy"
+"""A tenant's proxy is stored under ``<tenant>.proxy`` (a tenant id holds no dot)."""
+
+
+def proxy_of(keys: MultiFernet, tenant: str, token: bytes) -> str:
+    """The proxy URL ``token`` holds for ``tenant``.
+
+    Raises:
+        VaultKeyError: no key decrypts it.
+        VaultCorruptError: it is not a proxy document of ``tenant``.
+    """
+    entry = unseal(keys, tenant, token)
+    if entry.stage != "proxy":
+        raise VaultCorruptError(f"the stored proxy of tenant {tenant!r} is not a proxy")
+    return entry.session
+
+
 def reseal(keys: MultiFernet, tenant: str, token: bytes) -> bytes:
     """``token`` encrypted anew with the newest key. Raises VaultKeyError: no key decrypts it."""
     try:

@@ -16,7 +16,7 @@ from nats.js.kv import KeyValue
 from events import StorageLimitError, StorageLimits, StoragePolicy, validate_tenant
 from events.jsstorage import ensure_bucket
 
-from ._keyring import reseal, seal, unseal
+from ._keyring import PROXY_SUFFIX, proxy_of, reseal, seal, unseal
 from ._port import Stage, VaultEntry, VaultUnavailableError
 
 __all__ = ["SESSIONS_BUCKET", "KvSessionVault"]
@@ -102,19 +102,41 @@ class KvSessionVault:
             ) from exc
 
     async def tenants(self) -> list[str]:
+        return [key for key in await self._keys_stored() if PROXY_SUFFIX not in key]
+
+    async def put_proxy(self, tenant: str, url: str) -> None:
+        token = seal(self._keys, validate_tenant(tenant), url, "proxy")
+        try:
+            await self._kv.put(tenant + PROXY_SUFFIX, token)
+        except _UNAVAILABLE as exc:
+            raise VaultUnavailableError(f"cannot store the proxy of {tenant!r}: {exc!r}") from exc
+
+    async def get_proxy(self, tenant: str) -> str | None:
+        validate_tenant(tenant)
+        token = await self._raw(tenant + PROXY_SUFFIX)
+        return None if token is None else proxy_of(self._keys, tenant, token)
+
+    async def delete_proxy(self, tenant: str) -> None:
+        validate_tenant(tenant)
+        try:
+            await self._kv.purge(tenant + PROXY_SUFFIX)
+        except _UNAVAILABLE as exc:
+            raise VaultUnavailableError(f"cannot delete the proxy of {tenant!r}: {exc!r}") from exc
+
+    async def rotate(self) -> int:
+        count = 0
+        for key in await self._keys_stored():  # sessions and proxies alike
+            if await self._rotate_one(key):
+                count += 1
+        return count
+
+    async def _keys_stored(self) -> list[str]:
         try:
             return sorted(await self._kv.keys())
         except nats.js.errors.NoKeysError:
             return []
         except _UNAVAILABLE as exc:
             raise VaultUnavailableError(f"cannot list the vault: {exc!r}") from exc
-
-    async def rotate(self) -> int:
-        count = 0
-        for tenant in await self.tenants():
-            if await self._rotate_one(tenant):
-                count += 1
-        return count
 
     async def _rotate_one(self, tenant: str) -> bool:
         while True:

@@ -9,7 +9,7 @@ from cryptography.fernet import MultiFernet
 
 from events import validate_tenant
 
-from ._keyring import reseal, seal, unseal
+from ._keyring import PROXY_SUFFIX, proxy_of, reseal, seal, unseal
 from ._port import Stage, VaultEntry
 
 __all__ = ["MemorySessionVault"]
@@ -48,7 +48,20 @@ class MemorySessionVault:
 
     async def tenants(self) -> list[str]:
         await anyio.lowlevel.checkpoint()
-        return sorted(self._store)
+        return sorted(key for key in self._store if PROXY_SUFFIX not in key)
+
+    async def put_proxy(self, tenant: str, url: str) -> None:
+        await anyio.lowlevel.checkpoint()
+        self._store[validate_tenant(tenant) + PROXY_SUFFIX] = seal(self._keys, tenant, url, "proxy")
+
+    async def get_proxy(self, tenant: str) -> str | None:
+        await anyio.lowlevel.checkpoint()
+        token = self._store.get(validate_tenant(tenant) + PROXY_SUFFIX)
+        return None if token is None else proxy_of(self._keys, tenant, token)
+
+    async def delete_proxy(self, tenant: str) -> None:
+        await anyio.lowlevel.checkpoint()
+        self._store.pop(validate_tenant(tenant) + PROXY_SUFFIX, None)
 
     async def rotate(self) -> int:
         await anyio.lowlevel.checkpoint()

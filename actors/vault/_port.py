@@ -22,7 +22,8 @@ __all__ = [
     "session_fingerprint",
 ]
 
-Stage = Literal["pre_auth", "authorized"]
+Stage = Literal["pre_auth", "authorized", "proxy"]
+"""``proxy`` marks a tenant's sealed proxy URL, kept beside its session (never in its place)."""
 
 
 class VaultError(Exception):
@@ -76,6 +77,18 @@ class SessionVault(Protocol):
 
     async def tenants(self) -> list[str]:
         """The tenants with a stored session, sorted."""
+        ...
+
+    async def put_proxy(self, tenant: str, url: str) -> None:
+        """Store ``tenant``'s proxy URL (credentials included), sealed like a session."""
+        ...
+
+    async def get_proxy(self, tenant: str) -> str | None:
+        """The stored proxy URL, or None. Raises VaultKeyError, VaultCorruptError."""
+        ...
+
+    async def delete_proxy(self, tenant: str) -> None:
+        """Forget ``tenant``'s proxy; deleting a missing one is not an error."""
         ...
 
     async def rotate(self) -> int:

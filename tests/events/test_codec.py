@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from events import (
     EVENT_TYPES,
     SCHEMA_VERSION,
+    DeviceInfo,
+    LoginStarted,
     UndecodableEventError,
     current_json,
     decode_event,
@@ -72,7 +74,7 @@ ENVELOPE = (
     '"kid":"0123456789abcdef"'
 )
 GOLDEN = {
-    "LoginStarted": f'{{"type":"LoginStarted",{ENVELOPE},"expected_user_id":42,"deadline":"{AT}"}}',
+    "LoginStarted": f'{{"type":"LoginStarted",{ENVELOPE},"expected_user_id":42,"deadline":"{AT}","device":{{"model":"Acme Parser","system":"Linux","app_version":"1.2","lang":"en"}},"proxy":"socks5://10.0.0.7:1080 #3f2a91c04b7e"}}',
     "QrIssued": f'{{"type":"QrIssued",{ENVELOPE},"url":"tg://login?token=abc","expires_at":"{AT}","dc_id":2}}',
     "Scanned": f'{{"type":"Scanned",{ENVELOPE}}}',
     "PasswordRequired": f'{{"type":"PasswordRequired",{ENVELOPE},"hint":"pet"}}',
@@ -87,6 +89,7 @@ GOLDEN = {
     "ActorRestarted": f'{{"type":"ActorRestarted",{ENVELOPE},"restart":2,"delay_s":1.1,"error":"RuntimeError"}}',
     "SessionLeased": f'{{"type":"SessionLeased",{ENVELOPE},"holder":"parser-1","lease_id":"l1","fence":17,"expires_at":"{AT}","proof_digest":"9f2c"}}',
     "SessionReleased": f'{{"type":"SessionReleased",{ENVELOPE},"lease_id":"l1","reason":"expired"}}',
+    "SessionRevoked": f'{{"type":"SessionRevoked",{ENVELOPE},"noticed_by":"validation"}}',
 }
 
 
@@ -118,6 +121,21 @@ def test_events_stored_before_key_ids_still_decode() -> None:
             sample.encode()
         )
         assert current_json(old) is old  # still current-schema JSON: no rewrite
+
+
+def test_login_started_stored_before_devices_decodes_without_one() -> None:
+    """A ``LoginStarted`` written before device fields existed decodes with ``device=None``
+    (the service's defaults), and one with a device keeps every field."""
+    old = f'{{"type":"LoginStarted",{ENVELOPE},"expected_user_id":42,"deadline":"{AT}"}}'
+    event = decode_event(old.encode())
+    assert isinstance(event, LoginStarted)
+    assert event.device is None
+    assert event.proxy == ""
+    current = decode_event(GOLDEN["LoginStarted"].encode())
+    assert isinstance(current, LoginStarted)
+    assert current.device == DeviceInfo(
+        model="Acme Parser", system="Linux", app_version="1.2", lang="en"
+    )
 
 
 def test_upcasting_chain_from_an_older_version(monkeypatch: pytest.MonkeyPatch) -> None:

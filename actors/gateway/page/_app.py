@@ -9,6 +9,7 @@ Routes (``<token>`` is the signed link token, checked on every request before an
   if any), carrying the ``expected_user_id`` of the tenant's last ``LoginStarted``
 - ``POST /l/<token>/password``: the 2FA form, sent on as the ``password`` command
 - ``GET /static/...``: the page's script, style sheet and icon; ``GET /``: a bare notice
+- ``GET /metrics``: the process's figures for Prometheus (counts only: no tenant, no link)
 
 A bad or expired link, a refused form and any failure get an error page (never a traceback)
 and send no command. Forms need the page's CSRF token and a same-origin request, as
@@ -34,6 +35,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
+from actors.metrics import Exposition
 from events import EventLogUnavailableError
 
 from ._deps import PageDeps
@@ -212,12 +214,20 @@ async def _on_error(_: Request, exc: Exception) -> Response:
     return _error_page("error")
 
 
-def build_app(deps: PageDeps, *, closing: anyio.Event | None = None) -> ASGIApp:
+def build_app(
+    deps: PageDeps, *, closing: anyio.Event | None = None, metrics: Exposition | None = None
+) -> ASGIApp:
     """The page app, with its security headers on every response (errors included).
 
     ``closing``: set it to end every live stream (the server is stopping); the lifespan makes
-    one when none is given.
+    one when none is given. ``metrics``: served on ``GET /metrics`` when given.
     """
+
+    async def scrape(request: Request) -> Response:
+        if metrics is None:  # not routed then; kept for the type checker
+            raise HTTPException(404)
+        body, content_type = metrics.render(request.headers.get("accept", ""))
+        return Response(body, media_type=content_type)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[dict[str, object]]:
@@ -231,6 +241,7 @@ def build_app(deps: PageDeps, *, closing: anyio.Event | None = None) -> ASGIApp:
             Route("/l/{token}/password", password, methods=["POST"]),
             Route("/l/{token}/start", start, methods=["POST"]),
             Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
+            *([Route("/metrics", scrape)] if metrics is not None else []),
         ],
         lifespan=lifespan,
         exception_handlers={

@@ -8,8 +8,8 @@ enumerated: without the key no valid token can be made, and every request checks
 binds the page's CSRF tokens to it.
 
 The key is ``TGQR_LINK_KEY`` (hex, at least 16 bytes) or the file ``link.key`` in the data
-directory, created with mode 0600 on first use. All instances must share it (DESIGN.md, "More
-than one instance").
+directory, created with mode 0600 on first use. All instances must share it: a link issued by
+one is checked by another.
 """
 
 from __future__ import annotations

@@ -125,6 +125,18 @@ def _start_form(action: str, csrf: str, label: str) -> str:
     )
 
 
+def _device_line(view: PageView) -> str:
+    """How the login will appear in the user's Settings → Devices (when the log names it)."""
+    device = view.login.device
+    if device is None or not device.model:
+        return ""
+    name = f"{device.model}, {device.system}" if device.system else device.model
+    return (
+        f'<p class="small" data-field="device">This login will appear as '
+        f"«{escape(name)}» in <b>Settings → Devices</b>.</p>"
+    )
+
+
 def render_page(view: PageView, *, token: str, csrf: str, now: datetime, notice: str) -> str:
     """The page for ``view``; ``token`` is the link's (forms and live updates use it)."""
     login, state = view.login, view.state
@@ -149,6 +161,7 @@ def render_page(view: PageView, *, token: str, csrf: str, now: datetime, notice:
             '<ol class="steps"><li>Open Telegram on your phone.</li>'
             "<li>Go to <b>Settings → Devices → Link Desktop Device</b>.</li>"
             "<li>Point your phone at this code.</li></ol>"
+            f"{_device_line(view)}"
             f'<p class="small" data-field="flood"{_hidden(login.retry_at is not None)}>'
             "Telegram asked us to slow down: a new code is on its way.</p>"
         ),

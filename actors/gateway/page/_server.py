@@ -30,6 +30,7 @@ from ._deps import PageDeps, utcnow
 from ._guard import ConnectionGuard, guarded_protocol
 from ._limits import ServeLimits, StreamSlots
 from ._links import LinkKey, LinkSigner
+from ._metrics import page_exposition
 from ._security import origin_of
 
 __all__ = [
@@ -115,7 +116,11 @@ class PageServer:
         """
         closing = anyio.Event()
         config = uvicorn.Config(
-            build_app(self._deps, closing=closing),
+            build_app(
+                self._deps,
+                closing=closing,
+                metrics=page_exposition(self.guard, self._deps.streams),
+            ),
             http=guarded_protocol(self.guard),
             ws="none",
             lifespan="on",

@@ -44,6 +44,8 @@ _REASONS: Final[dict[str, str]] = {
     "api_id_invalid": "This service's Telegram credentials were refused.",
     "token_invalid": "Telegram refused the login code.",
     "telegram_unavailable": "Telegram could not be reached.",
+    "proxy_unreachable": "This service's connection to Telegram could not be made.",
+    "proxy_auth_failed": "This service's connection to Telegram was refused.",
     "command": "The session was logged out.",
     "revoked": "The session was ended from a Telegram app.",
 }

@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def child_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TGQR_", "OTEL_"))}
-    # No page (its port is fixed) and no Telegram pauses in these runs.
-    return env | {"TGQR_HTTP": "off", "TGQR_THROTTLE_MS": "0-0"} | extra
+    # No page and no /metrics (their ports are fixed) and no Telegram pauses in these runs.
+    return env | {"TGQR_HTTP": "off", "TGQR_METRICS": "off", "TGQR_THROTTLE_MS": "0-0"} | extra
 
 
 def tgqr(*args: str, timeout: float = 30, **env: str) -> subprocess.CompletedProcess[str]:

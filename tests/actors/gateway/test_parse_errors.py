@@ -41,7 +41,7 @@ def _refusal(subject: str, body: bytes) -> str:
         (
             "tgqr.cmd.a.start",
             b'{"surprise": 1}',
-            "unknown field 'surprise': it may hold expected_user_id, ttl_s, force",
+            "unknown field 'surprise': it may hold expected_user_id, ttl_s, force, device, proxy",
         ),
         ("tgqr.cmd.a.start", b"[]", "the body must be a JSON object"),
         ("tgqr.cmd.a.start", b"{not json", "the body is not valid JSON"),

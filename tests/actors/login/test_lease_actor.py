@@ -211,9 +211,13 @@ async def test_a_lease_hands_out_the_session_sealed_to_the_holder(
         extra = dict(reply.extra)
         assert set(extra) == {
             "tenant", "lease_id", "fence", "expires_at", "user_id", "dc_id", "suite", "sealed",
-            "proof_sealed", "proof_digest",
+            "proof_sealed", "proof_digest", "device",
         }  # fmt: skip
         assert (extra["user_id"], extra["suite"]) == (1001, suite)
+        assert extra["device"] == {
+            "device_model": "tgqr", "system_version": "Linux", "app_version": "1.0",
+            "lang_code": "en", "system_lang_code": "en",
+        }  # fmt: skip
         assert extra["expires_at"] == T0 + timedelta(seconds=60)
         sealed = base64.b64decode(str(extra["sealed"]))
         info = lease_info(TENANT, str(extra["lease_id"]), int(str(extra["fence"])))
@@ -432,10 +436,12 @@ async def test_logout_and_revoked_release_end_the_lease_first() -> None:
         reply = await rig.ask(Release(**held(keys, granted, revoked=True)))  # type: ignore[arg-type]
         assert reply.ok
         events = [r.event for r in await rig.log.read_tenant(TENANT)]
-        assert [(type(e).__name__, getattr(e, "reason", "")) for e in events[-2:]] == [
+        assert [(type(e).__name__, getattr(e, "reason", "")) for e in events[-3:]] == [
             ("SessionReleased", "revoked"),
+            ("SessionRevoked", ""),  # noticed by the holder
             ("LoggedOut", "revoked"),
         ]
+        assert getattr(events[-2], "noticed_by", "") == "holder"
         assert await rig.vault.get(TENANT) is None
         assert (await rig.ask(lease(keys))).error_code == "not_authorized"
 

@@ -276,10 +276,12 @@ def test_release_ends_the_lease() -> None:
 
 
 def test_a_revoked_release_logs_the_tenant_out() -> None:
-    """release with revoked: SessionReleased(revoked) then LoggedOut(revoked)."""
+    """release with revoked: SessionReleased(revoked), SessionRevoked (noticed by the holder),
+    then LoggedOut(revoked)."""
     state, events = run(LEASED, (20, Release("L1", revoked=True, proof=PROOF)))
     assert [(type(e).__name__, getattr(e, "reason", None)) for e in events] == [
         ("SessionReleased", "revoked"),
+        ("SessionRevoked", None),
         ("LoggedOut", "revoked"),
     ]
     assert (state.status, state.lease) == ("logged_out", None)
@@ -312,9 +314,9 @@ def test_forced_start_and_revocation_end_the_lease_too() -> None:
     _, forced = run(LEASED, (20, Start(force=True)))
     assert kinds(forced) == ["SessionReleased", "LoggedOut", "LoginStarted"]
     _, revoked = run(LEASED, (20, SessionRevoked()))
-    assert kinds(revoked) == ["SessionReleased", "LoggedOut"]
-    assert isinstance(revoked[1], LoggedOut)
-    assert revoked[1].reason == "revoked"
+    assert kinds(revoked) == ["SessionReleased", "SessionRevoked", "LoggedOut"]
+    assert isinstance(revoked[2], LoggedOut)
+    assert revoked[2].reason == "revoked"
 
 
 def test_validation_pauses_while_leased() -> None:

@@ -40,6 +40,7 @@ from actors.login import (
 )
 from events import (
     Authorized,
+    DeviceInfo,
     Event,
     Expired,
     FloodWaited,
@@ -52,6 +53,7 @@ from events import (
     QrIssued,
     Scanned,
 )
+from events import SessionRevoked as SessionRevokedEvent
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 P = Policy()
@@ -284,9 +286,25 @@ def test_cancel_logout_validate_fit_only_their_states() -> None:
     assert isinstance(logged_out[0], LoggedOut)
     assert logged_out[0].reason == "command"
     assert decide(done, Validate(), at(3), P).events == ()
-    revoked = decide(done, SessionRevoked(), at(3), P).events[0]
+    noticed, revoked = decide(done, SessionRevoked(), at(3), P).events
+    assert kinds((noticed, revoked)) == ["SessionRevoked", "LoggedOut"]
+    assert getattr(noticed, "noticed_by", None) == "validation"
     assert isinstance(revoked, LoggedOut)
     assert revoked.reason == "revoked"
+
+
+def test_start_records_the_tenants_device_and_state_keeps_it() -> None:
+    """``start`` with device fields stores them in ``LoginStarted``; the state keeps them
+    through authorization (validation and logout connect as that device)."""
+    device = DeviceInfo(model="Acme Parser", system="Linux")
+    started = decide(LoginState(tenant=TENANT), Start(device=device), T0, P).events
+    assert isinstance(started[0], LoginStarted)
+    assert started[0].device == device
+    state = fold(LoginState(tenant=TENANT), started)
+    for when, given_input in ((1, ScanSeen()), (2, Succeeded(7, 1, "fp"))):
+        state = fold(state, decide(state, given_input, at(when), P).events)
+    assert state.status == "authorized"
+    assert state.device == device
 
 
 def test_late_observations_after_the_end_emit_nothing() -> None:
@@ -298,7 +316,7 @@ def test_late_observations_after_the_end_emit_nothing() -> None:
 
 # --- properties ----------------------------------------------------------------------------
 
-# Which events each status may produce (the DESIGN.md state list).
+# Which events each status may produce (the states of docs/contract.md, "Events").
 ALLOWED: dict[str, set[type[Event]]] = {
     "idle": {LoginStarted},
     "pending": {QrIssued, Scanned, PasswordRequired, Authorized, FloodWaited, LoginFailed,
@@ -307,7 +325,7 @@ ALLOWED: dict[str, set[type[Event]]] = {
                 Expired, LoginStarted},
     "password_required": {PasswordRejected, Authorized, FloodWaited, LoginFailed,
                           LoginCancelled, Expired, LoginStarted},
-    "authorized": {LoggedOut, LoginStarted},
+    "authorized": {SessionRevokedEvent, LoggedOut, LoginStarted},
     "expired": {LoginStarted},
     "failed": {LoginStarted},
     "cancelled": {LoginStarted},

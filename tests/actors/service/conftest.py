@@ -15,6 +15,7 @@ import anyio
 import nats
 import pytest
 from nats.aio.client import Client
+from nats.js import api
 
 from actors.service import (
     NatsAuth,
@@ -26,6 +27,7 @@ from actors.service import (
     read_credentials,
     run_service,
 )
+from events.jetstream import STREAM
 
 
 async def stored_events(nc: Client, tenant: str) -> list[dict[str, Any]]:
@@ -95,7 +97,7 @@ def service_config(tmp_path: Path, nats_server: NatsServer) -> ServiceConfig:
     base = ServiceConfig.from_env({}, data_dir=tmp_path / "data", nats=nats_server.url)
     # No page: its own process costs ~2 s to start, and these tests drive NATS (the page's
     # tests start it themselves, on port 0).
-    return replace(base, throttle_s=(0.0, 0.0), http=None)
+    return replace(base, throttle_s=(0.0, 0.0), http=None, metrics=None)
 
 
 @pytest.fixture
@@ -116,7 +118,7 @@ async def driver(service_config: ServiceConfig, nats_server: NatsServer) -> Asyn
 async def embedded(tmp_path: Path) -> AsyncIterator[tuple[RunningService, Path]]:
     """``run_service`` as ``tgqr up`` runs it: its own nats-server with auth on."""
     data = tmp_path / "data"
-    env = {"TGQR_HTTP": "off"}  # no page: these tests need no HTTP port
+    env = {"TGQR_HTTP": "off", "TGQR_METRICS": "off"}  # these tests need no HTTP port
     config = replace(ServiceConfig.from_env(env, data_dir=data), throttle_s=(0.0, 0.0))
     async with anyio.create_task_group() as tg:
         running: RunningService = await tg.start(
@@ -138,3 +140,37 @@ async def request(nc: Client, subject: str, body: dict[str, Any]) -> dict[str, A
     msg = await nc.request(subject, json.dumps(body).encode(), timeout=20)
     reply: dict[str, Any] = json.loads(msg.data)
     return reply
+
+
+async def core_subjects(running: RunningService, tenant: str) -> list[dict[str, Any]]:
+    """Every message on ``tenant``'s subject of the log itself (account TGQR), decoded."""
+    js = running.nc.jetstream(timeout=5)
+    out: list[dict[str, Any]] = []
+    seq = 1
+    while True:
+        try:
+            msg = await js.get_msg(STREAM, seq=seq, subject=f"tgqr.evt.{tenant}", next=True)
+        except nats.js.errors.NotFoundError:
+            return out
+        out.append(json.loads(msg.data or b"{}"))
+        seq = (msg.seq or 0) + 1
+
+
+async def mirrored(reader: Client, running: RunningService) -> None:
+    """Wait until the clients' mirror holds everything the log holds now (event-driven: an
+    ordered consumer from the log's last sequence delivers it once mirrored)."""
+    last = (await running.nc.jetstream(timeout=5).stream_info(STREAM)).state.last_seq
+    if last == 0:
+        return
+    sub = await reader.jetstream(timeout=5).subscribe(
+        ">",
+        stream=STREAM,
+        ordered_consumer=True,
+        config=api.ConsumerConfig(
+            deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=last
+        ),
+    )
+    try:
+        await sub.next_msg(timeout=10)
+    finally:
+        await sub.unsubscribe()

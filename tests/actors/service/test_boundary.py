@@ -23,46 +23,12 @@ from actors.service import RunningService, Violations
 from actors.service._mirror import MIRROR_CONSUMER_IDLE_S, MIRROR_MAX_CONSUMERS
 from events.audit import audit_verify
 from events.jetstream import STREAM, JetStreamEventLog
-from tests.actors.service.conftest import Driver, connect_as, request
+from tests.actors.service.conftest import Driver, connect_as, core_subjects, mirrored, request
 from tests.actors.service.test_roles import refused
 
 pytestmark = pytest.mark.anyio
 
 SESSIONS = "tgqr_sessions"
-
-
-async def core_subjects(running: RunningService, tenant: str) -> list[dict[str, Any]]:
-    """Every message on ``tenant``'s subject of the log itself (account TGQR), decoded."""
-    js = running.nc.jetstream(timeout=5)
-    out: list[dict[str, Any]] = []
-    seq = 1
-    while True:
-        try:
-            msg = await js.get_msg(STREAM, seq=seq, subject=f"tgqr.evt.{tenant}", next=True)
-        except nats.js.errors.NotFoundError:
-            return out
-        out.append(json.loads(msg.data or b"{}"))
-        seq = (msg.seq or 0) + 1
-
-
-async def mirrored(reader: Client, running: RunningService) -> None:
-    """Wait until the clients' mirror holds everything the log holds now (event-driven: an
-    ordered consumer from the log's last sequence delivers it once mirrored)."""
-    last = (await running.nc.jetstream(timeout=5).stream_info(STREAM)).state.last_seq
-    if last == 0:
-        return
-    sub = await reader.jetstream(timeout=5).subscribe(
-        ">",
-        stream=STREAM,
-        ordered_consumer=True,
-        config=api.ConsumerConfig(
-            deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=last
-        ),
-    )
-    try:
-        await sub.next_msg(timeout=10)
-    finally:
-        await sub.unsubscribe()
 
 
 async def log_in(app: Client, tenant: str, user_id: int) -> None:

@@ -27,8 +27,8 @@ from nats.aio.client import Client
 from actors.gateway import SESSION_LIMITS
 from actors.service import RunningService, ServiceConfig, run_service
 from events.jetstream import STREAM
-from tests.actors.service.conftest import connect_as, request
-from tests.actors.service.test_boundary import core_subjects, log_in, mirrored
+from tests.actors.service.conftest import connect_as, core_subjects, mirrored, request
+from tests.actors.service.test_boundary import log_in
 
 pytestmark = pytest.mark.anyio
 

@@ -112,7 +112,7 @@ async def test_audit_and_repair_from_the_command_line(
         f"released mallory: sequence(s) {junk}, {forged} by QuarantineLifted at sequence {lift_seq}"
     )
     # mallory's actor was live: its next append meets the repair's event, a second writer, so
-    # it stops and rehydrates, and that first command is told to retry (DESIGN.md, "Event store").
+    # it stops and rehydrates, and that first command is told to retry (README, "Repair").
     for _ in range(3):
         reply = await driver.command("mallory", "start")
         if reply["ok"] or reply["error"]["code"] != "unavailable":

@@ -29,7 +29,7 @@ from actors.service import (
 from events import ChainKey, Head, Scanned
 from events.audit import audit_verify
 from events.jetstream import STREAM, JetStreamEventLog, ensure_stream
-from tests.actors.service.conftest import connect_as, request
+from tests.actors.service.conftest import connect_as, mirrored, request
 from tests.conftest import AuthServer
 
 pytestmark = pytest.mark.anyio
@@ -239,6 +239,7 @@ async def test_auditor_replays_and_verifies_the_log(
     await app.close()
     violations = Violations()
     auditor = await connect_as(data, "auditor", violations)
+    await mirrored(auditor, running)  # the auditor reads the clients' mirror
     log = JetStreamEventLog(auditor.jetstream(timeout=5), running.chain_key)
     report = await audit_verify(log, running.chain_key)
     assert report.ok

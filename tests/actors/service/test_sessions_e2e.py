@@ -73,7 +73,7 @@ async def test_an_app_leases_alices_session_and_uses_it_across_a_restart(
         assert first["ok"], first
         assert set(first) == {
             "ok", "tenant", "lease_id", "fence", "expires_at", "user_id", "dc_id", "suite",
-            "sealed", "proof_sealed", "proof_digest",
+            "sealed", "proof_sealed", "proof_digest", "device",
         }  # fmt: skip
         assert (first["tenant"], first["user_id"], first["suite"]) == (
             "alice",
@@ -143,7 +143,11 @@ async def test_logout_ends_the_lease_first_and_a_revoked_release_logs_out(
     reply = await app.ask("bob", "release", app.held(lease["lease_id"], revoked=True))
     assert reply == {"ok": True}
     kinds = [(e["type"], e.get("reason")) for e in await driver.events("bob")]
-    assert kinds[-2:] == [("SessionReleased", "revoked"), ("LoggedOut", "revoked")]
+    assert kinds[-3:] == [
+        ("SessionReleased", "revoked"),
+        ("SessionRevoked", None),
+        ("LoggedOut", "revoked"),
+    ]
     assert await get_me(session) is None  # logged out at Telegram
     refused, _ = await app.lease("bob", "parser-1")
     assert refused["error"]["code"] == "not_authorized"

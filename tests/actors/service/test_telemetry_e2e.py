@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from datetime import datetime
 
 import anyio
 import nats
@@ -16,6 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from actors.service import NatsServer, RunningService, ServiceConfig, run_service
 from actors.telemetry import Telemetry
+from tests.actors._otlp import otlp_receiver
 
 from .conftest import Driver
 
@@ -77,6 +79,24 @@ async def test_trace_context_travels_from_the_request_into_the_events(
     assert format(span.context.trace_id, "032x") == TRACE_ID
     assert span.attributes is not None
     assert span.attributes["tenant"] == "alice"
+    # The span covers the command's work: it ends after the actor decided (and stored)
+    # LoginStarted, not when the request was handed over.
+    decided_ns = int(datetime.fromisoformat(started["at"]).timestamp() * 1e9)
+    assert span.end_time is not None
+    assert span.end_time >= decided_ns
+    # ... and the projector's span for the batch holding LoginStarted links to that trace.
+    with anyio.fail_after(10):
+        while not (
+            batches := [
+                s
+                for s in spans.get_finished_spans()
+                if s.name == "tgqr.project"
+                and any(format(link.context.trace_id, "032x") == TRACE_ID for link in s.links)
+            ]
+        ):
+            await anyio.lowlevel.checkpoint()
+    assert batches[0].attributes is not None
+    assert int(str(batches[0].attributes["tgqr.events"])) >= 1
 
     await driver.wait_for("alice", "QrIssued")
     await driver.scan("alice", 5)
@@ -86,7 +106,25 @@ async def test_trace_context_travels_from_the_request_into_the_events(
         while "telethon_session_cleanup_duration_seconds" not in (points := metric_points(reader)):
             await anyio.lowlevel.checkpoint()
     for name in ("auth_qr_start_total", "auth_qr_published_total", "auth_qr_success_total"):
-        assert any(attrs.get("tenant") == "alice" and value >= 1 for attrs, value in points[name])
+        assert any(value >= 1 for _, value in points[name])
     for series in points.values():
         for attrs, _ in series:
-            assert set(attrs) <= {"tenant", "method", "verb"}
+            assert set(attrs) <= {"method", "verb", "reason", "event", "endpoint", "kind"}
+
+
+async def test_spans_are_flushed_over_otlp_when_the_service_stops(
+    service_config: ServiceConfig, nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``OTEL_TRACES_EXPORTER=otlp`` the service's spans reach the collector, the last
+    ones when the service stops (not lost with the exporter's batch)."""
+    with otlp_receiver() as received:
+        monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp")
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", received.url)
+        async with anyio.create_task_group() as tg:
+            await tg.start(lambda task_status: run_service(service_config, task_status=task_status))
+            nc = await nats.connect(nats_server.url, max_reconnect_attempts=0)
+            msg = await nc.request("tgqr.cmd.alice.start", b"{}", timeout=20)
+            assert json.loads(msg.data)["ok"]
+            await nc.drain()
+            tg.cancel_scope.cancel()
+        assert "tgqr.command start" in received.span_names

@@ -310,3 +310,40 @@ async def test_closed_connection_is_unavailable(nats_server: NatsServer) -> None
         await vault.get("alice")
     with pytest.raises(VaultUnavailableError):
         await vault.put("alice", SESSION, stage="authorized")
+
+
+PROXY = "socks5://alice:pr0xy-s3cret@10.0.0.7:1080"
+
+
+async def test_a_tenants_proxy_is_kept_sealed_beside_its_session(backend: Backend) -> None:
+    """The proxy URL round-trips, is stored encrypted (no credential in the raw bytes), is not
+    a tenant of its own, survives a session's deletion, rotates with the rest and can be
+    forgotten (twice: idempotent)."""
+    vault = await backend.make(ring(KEY_OLD))
+    assert await vault.get_proxy("acme") is None
+    await vault.put_proxy("acme", PROXY)
+    await vault.put("acme", SESSION, stage="authorized")
+    assert await vault.get_proxy("acme") == PROXY
+    raw = await backend.raw("acme.proxy")
+    assert raw is not None
+    assert b"pr0xy-s3cret" not in raw
+    assert await vault.tenants() == ["acme"]
+    await vault.delete("acme")
+    assert await vault.get_proxy("acme") == PROXY
+    rotated = await backend.make(ring(KEY_NEW, KEY_OLD))
+    assert await rotated.rotate() == 1
+    assert await (await backend.make(ring(KEY_NEW))).get_proxy("acme") == PROXY
+    await rotated.delete_proxy("acme")
+    await rotated.delete_proxy("acme")
+    assert await rotated.get_proxy("acme") is None
+
+
+async def test_a_session_document_is_not_taken_for_a_proxy(backend: Backend) -> None:
+    """A sealed session moved under the proxy's key is refused (it is no proxy)."""
+    vault = await backend.make(ring(KEY_OLD))
+    await vault.put("acme", SESSION, stage="authorized")
+    raw = await backend.raw("acme")
+    assert raw is not None
+    await backend.write_raw("acme.proxy", raw)
+    with pytest.raises(VaultCorruptError, match="not a proxy"):
+        await vault.get_proxy("acme")
