@@ -9,18 +9,16 @@ but :mod:`actors.hpke`)::
         )
         ...
 
-``lease.device`` (Telethon's keyword arguments) is the device the user saw log in; connect as
-it. ``lease.proxy`` (Telethon's ``proxy=``, sealed to this holder too; None: none) is the
-tenant's proxy. A session ended from the phone (``AuthKeyUnregisteredError``): report it with
-``await lease.release(revoked=True)`` (tgqr records ``SessionRevoked`` and logs out).
+``lease.device``: the device the user saw log in (connect as it). ``lease.proxy``: the
+tenant's proxy (None: none); for an MTProxy ``(host, port, secret)``, with
+``connection=ConnectionTcpMTProxyRandomizedIntermediate`` (``...Intermediate`` unless the secret
+starts with ``dd``). A session ended from the phone: ``await lease.release(revoked=True)``.
 
 It makes a fresh HPKE key pair, asks ``tgqr.session.<tenant>.lease``, opens the sealed session
-and the sealed proof (the lease's secret: renew and release must show it, so only this holder
-can extend or end the lease, whoever else reads its ``lease_id`` in the log), renews in the
-background (an asyncio task owned by the block, cancelled on exit) and releases on exit. A
-renewal that fails marks the lease lost: ``lease.session`` then raises :class:`LeaseLostError`,
-so code that checks before each use stops using a session that may now be someone else's. The
-session string and the proof live only in this object, never in a log line or a repr.
+and proof (renew and release must show it: only this holder can extend or end the lease),
+renews in the background (a task owned by the block) and releases on exit. A failed renewal
+marks the lease lost: ``lease.session`` then raises :class:`LeaseLostError`. The session and
+the proof live only in this object, never in a log line or a repr.
 """
 
 from __future__ import annotations
@@ -58,9 +56,15 @@ _RETRY_S = 1.0
 _DEVICE_FIELDS = ("device_model", "system_version", "app_version", "lang_code", "system_lang_code")
 
 
-def _telethon_proxy(url: str) -> dict[str, Any]:
-    """Telethon's ``proxy=`` dict for ``socks5://[user:pass@]host:port`` or ``http://...``."""
+_Proxy = dict[str, Any] | tuple[str, int, str]  # Telethon's proxy=
+
+
+def _telethon_proxy(url: str) -> _Proxy:
+    """Telethon's ``proxy=``: a dict for ``socks5://[user:pass@]host:port`` or ``http://...``,
+    ``(host, port, secret)`` for ``mtproxy://SECRET@host:port``."""
     parts = urlsplit(url)
+    if parts.scheme == "mtproxy":
+        return (parts.hostname or "", parts.port or 0, parts.username or "")
     proxy = {"proxy_type": parts.scheme, "addr": parts.hostname, "port": parts.port, "rdns": True}
     if parts.username:
         proxy.update(username=unquote(parts.username), password=unquote(parts.password or ""))
@@ -119,19 +123,19 @@ def _raise_for(reply: dict[str, Any]) -> None:
         return
     error = reply.get("error") or {}
     code, message = str(error.get("code", "error")), str(error.get("message", ""))
-    if code == "not_authorized":
-        raise NotAuthorizedError(code, message)
     if code == "leased":
         raise LeasedError(
             code, message, str(error.get("holder", "")), _time(error.get("expires_at"))
         )
-    if code == "lease_proof_invalid":
-        raise LeaseProofInvalidError(code, message)
-    if code == "lease_lost":
-        raise LeaseLostError(code, message)
-    if code == "unavailable":
-        raise LeaseUnavailableError(code, message)
-    raise LeaseError(code, message)
+    raise _ERRORS.get(code, LeaseError)(code, message)
+
+
+_ERRORS: dict[str, type[LeaseError]] = {
+    "not_authorized": NotAuthorizedError,
+    "lease_proof_invalid": LeaseProofInvalidError,
+    "lease_lost": LeaseLostError,
+    "unavailable": LeaseUnavailableError,
+}
 
 
 async def _request(
@@ -183,7 +187,7 @@ class SessionLease:
         self.dc_id: int = int(reply["dc_id"])
         self.suite: str = reply["suite"]
         self.device: dict[str, str] = _device(reply)  # see the module's docstring
-        self.proxy: dict[str, Any] | None = None if proxy is None else _telethon_proxy(proxy)
+        self.proxy: _Proxy | None = _telethon_proxy(proxy) if proxy else None
         self._session = session
         self._proof = proof  # None: a tgqr from before proofs
         self._lost: str | None = None
@@ -208,10 +212,8 @@ class SessionLease:
         Raises:
             LeaseLostError: the lease has ended (expired, released or superseded).
         """
-        if self._lost is not None:
-            raise LeaseLostError("lease_lost", self._lost)
-        if self._released:
-            raise LeaseLostError("lease_lost", "the lease was released")
+        if self.lost:
+            raise LeaseLostError("lease_lost", self._lost or "the lease was released")
         return self._session
 
     def _mark_lost(self, why: str) -> None:
@@ -315,24 +317,20 @@ async def lease_session(
     reply = await _request(nc, f"tgqr.session.{tenant}.lease", body, timeout_s)
     _raise_for(reply)
     lease_id, fence = reply["lease_id"], int(reply["fence"])
+
+    def opened(field: str, info: bytes) -> bytes | None:  # None: a tgqr without that field
+        sealed = reply.get(field)
+        return None if sealed is None else keys.open(base64.b64decode(sealed, validate=True), info)
+
     try:
-        session = keys.open(
-            base64.b64decode(reply["sealed"], validate=True), lease_info(tenant, lease_id, fence)
-        ).decode()
-        proof = None
-        if "proof_sealed" in reply:
-            proof = keys.open(
-                base64.b64decode(reply["proof_sealed"], validate=True),
-                proof_info(tenant, lease_id, fence),
-            )
-        proxy = None
-        if "proxy_sealed" in reply:
-            sealed_proxy = base64.b64decode(reply["proxy_sealed"], validate=True)
-            proxy = keys.open(sealed_proxy, proxy_info(tenant, lease_id, fence)).decode()
+        session = (opened("sealed", lease_info(tenant, lease_id, fence)) or b"").decode()
+        proof = opened("proof_sealed", proof_info(tenant, lease_id, fence))
+        proxy = opened("proxy_sealed", proxy_info(tenant, lease_id, fence))
     except (SealedOpenError, ValueError):
         raise LeaseError("invalid_reply", "the sealed session or proof does not open") from None
-    lease = SessionLease(nc, tenant, holder, reply, session, proof=proof, proxy=proxy)
-    del session, proof, proxy
+    url = None if proxy is None else proxy.decode()
+    lease = SessionLease(nc, tenant, holder, reply, session, proof=proof, proxy=url)
+    del session, proof, proxy, url
     renewing = asyncio.get_running_loop().create_task(
         lease._keep_renewing(renew_every_s or ttl_s / 3),
         name=f"tgqr-lease-renew:{tenant}",

@@ -38,6 +38,7 @@ STATUS_COLUMNS: Final = (
     "restarts",
     "lease_holder",
     "lease_expires_at",
+    "proxy",
 )
 _COUNTERS: Final = frozenset({"attempt", "attempts", "qr_issued", "flood_waits", "restarts"})
 

@@ -121,6 +121,8 @@ class Projector:
         self._batches = 0
         self._dead = 0
         self._rebuilding = False
+        self._rebuild_seq = 0
+        self._rebuild_target = 0
 
     @property
     def store(self) -> ProjectionStore:
@@ -227,7 +229,9 @@ class Projector:
     async def health(self) -> dict[str, Any]:
         """Lag figures: ``lag_events`` = log's last sequence - checkpoint; ``lag_s`` = age of
         the oldest event read but not yet applied (0 when caught up); ``storage``: how full
-        the log and its buckets are, with a ``warning`` once one is 80% full.
+        the log and its buckets are, with a ``warning`` once one is 80% full. While a rebuild
+        runs, ``rebuild``: ``{"seq": last sequence folded, "target": the log's last sequence
+        when it began}`` (what ``tgqr projections rebuild`` draws its progress from).
 
         Raises:
             ProjectionStoreError: DuckDB failed.
@@ -243,7 +247,7 @@ class Projector:
             oldest = oldest or info.stored_at
             if oldest is not None:
                 lag_s = max(0.0, (self._clock() - oldest).total_seconds())
-        return {
+        reply: dict[str, Any] = {
             "ok": True,
             "lag_events": lag_events,
             "lag_s": lag_s,
@@ -252,6 +256,9 @@ class Projector:
             "duckdb": "ok",
             "storage": storage_report(await self._log.storage()),
         }
+        if self._rebuilding:
+            reply["rebuild"] = {"seq": self._rebuild_seq, "target": self._rebuild_target}
+        return reply
 
     # -- rebuild -------------------------------------------------------------------------
 
@@ -268,6 +275,8 @@ class Projector:
         """
         async with self._rebuild_lock:
             started = time.perf_counter()
+            self._rebuild_seq = 0
+            self._rebuild_target = await self._log.last_seq()
             self._rebuilding = True
             try:
                 await to_thread.run_sync(self._store.begin_rebuild)
@@ -311,6 +320,7 @@ class Projector:
                         functools.partial(self._store.apply_batch, batch, generation=REBUILD)
                     )
                     done = (result.checkpoint, done[1] + result.applied)
+                    self._rebuild_seq = result.checkpoint
         return done
 
 

@@ -22,6 +22,7 @@ _STATUS_COLUMNS = (
     ("restarts", "RESTARTS"),
     ("lease_holder", "LEASED TO"),
     ("lease_expires_at", "LEASE ENDS"),
+    ("proxy", "PROXY"),
 )
 
 _METRIC_ROWS = (

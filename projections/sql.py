@@ -22,7 +22,9 @@ same rows as folding it whole. The rules, per event in sequence order:
     (``LoginStarted``), ``qr_issued``, ``flood_waits``, ``restarts`` (``ActorRestarted``).
     ``lease_holder``/``lease_expires_at``: set by ``SessionLeased`` (a renewal moves the
     expiry), cleared by ``SessionReleased``, ``LoggedOut`` and ``LoginStarted``
-    (:data:`CLEARS_LEASE`), as ``actors.login.evolve`` does.
+    (:data:`CLEARS_LEASE`), as ``actors.login.evolve`` does. ``proxy``: the label of the
+    last ``LoginStarted`` (``<scheme>://<host>:<port> #<fingerprint>``, never credentials;
+    null when it named none).
 
 ``login_attempts`` (one row per tenant and attempt)
     ``started_at``: the last ``LoginStarted``; ``first_qr_at``/``scanned_at``: the first
@@ -104,6 +106,7 @@ _FIELDS: Final = {
     "holder": "VARCHAR",
     "lease_id": "VARCHAR",
     "fence": "BIGINT",
+    "proxy": "VARCHAR",
 }
 
 _COLUMN: Final = {"at": "ts"}  # AT is an SQL keyword
@@ -130,10 +133,12 @@ def schema_sql(sfx: str) -> list[str]:
             started_at TIMESTAMP, updated_at TIMESTAMP, last_event VARCHAR,
             last_seq BIGINT NOT NULL, attempts BIGINT NOT NULL, qr_issued BIGINT NOT NULL,
             flood_waits BIGINT NOT NULL, restarts BIGINT NOT NULL,
-            lease_holder VARCHAR, lease_expires_at TIMESTAMP)""",
+            lease_holder VARCHAR, lease_expires_at TIMESTAMP, proxy VARCHAR)""",
         # Files made before leases existed get the columns (NULL: no lease yet).
         f"ALTER TABLE tenant_status{sfx} ADD COLUMN IF NOT EXISTS lease_holder VARCHAR",
         f"ALTER TABLE tenant_status{sfx} ADD COLUMN IF NOT EXISTS lease_expires_at TIMESTAMP",
+        # Files made before proxies existed: NULL until the tenant's next LoginStarted.
+        f"ALTER TABLE tenant_status{sfx} ADD COLUMN IF NOT EXISTS proxy VARCHAR",
         lease_schema_sql(sfx),
         f"""CREATE TABLE IF NOT EXISTS login_attempts{sfx} (
             tenant VARCHAR NOT NULL, attempt BIGINT NOT NULL, started_at TIMESTAMP,
@@ -254,12 +259,14 @@ def _status_sql(sfx: str) -> str:
             coalesce(o.flood_waits, 0) + b.flood_waits,
             coalesce(o.restarts, 0) + b.restarts,
             CASE WHEN b.lease IS NULL THEN o.lease_holder ELSE b.lease.holder END,
-            CASE WHEN b.lease IS NULL THEN o.lease_expires_at ELSE b.lease.expires_at END
+            CASE WHEN b.lease IS NULL THEN o.lease_expires_at ELSE b.lease.expires_at END,
+            CASE WHEN b.px IS NULL THEN o.proxy ELSE nullif(b.px.v, '') END
         FROM (
             SELECT tenant,
                 arg_max(type, seq) FILTER (WHERE type IN ({changes_state})) AS last_state,
                 arg_max(attempt, seq) FILTER (WHERE type = 'LoginStarted') AS attempt,
                 arg_max(ts, seq) FILTER (WHERE type = 'LoginStarted') AS started_at,
+                arg_max({{'v': proxy}}, seq) FILTER (WHERE type = 'LoginStarted') AS px,
                 arg_max({{'v': user_id}}, seq)
                     FILTER (WHERE type IN ('LoginStarted', 'Authorized')) AS user,
                 arg_max({{'v': dc_id}}, seq)

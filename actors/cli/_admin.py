@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Final
 
+import anyio
+from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from actors.service import (
@@ -202,16 +204,63 @@ def _verdict_json(report: VerifyReport) -> str:
     )
 
 
+_POLL_S: Final = 0.5
+"""How often ``projections rebuild`` asks the service's health how far its rebuild got."""
+
+
+async def _watch_rebuild(nc: Client, progress: Progress) -> None:
+    """Draw the rebuild as ``tgqr.query.health`` reports it (``rebuild.seq`` of ``target``)
+    until cancelled. A health reply that fails or says nothing of a rebuild (another instance
+    answered it) only skips one drawing."""
+    while True:
+        try:
+            health = await request(nc, "tgqr.query.health", {}, wait_s=_POLL_S * 10)
+        except CliError:
+            health = {}
+        figures = health.get("rebuild")
+        if isinstance(figures, dict):
+            progress.total = int(figures.get("target", 0))
+            progress.update(int(figures.get("seq", 0)))
+        await anyio.sleep(_POLL_S)
+
+
 async def cmd_rebuild(args: argparse.Namespace) -> int:
-    """``projections rebuild``: the service rebuilds its projections from sequence 1."""
+    """``projections rebuild``: the service rebuilds its projections from sequence 1.
+
+    On a terminal (and without ``--json``) it polls the service's health meanwhile and draws
+    how far the rebuild got: the reply stays one message, and a lost poll costs one drawing.
+    """
     async with connected(args) as nc:
-        reply = await request(nc, "tgqr.query.rebuild", {}, wait_s=600)
-        print(f"rebuilt: {reply.get('events')} events in {reply.get('seconds')}s")
+        progress = Progress("rebuilding", 0, enabled=not args.json)
+        replies: list[dict[str, Any]] = []
+        failed: list[Exception] = []
+        try:
+            # Failures are raised after the group (which would wrap them in an exception group).
+            async with anyio.create_task_group() as tg:
+                if progress.enabled:
+                    tg.start_soon(_watch_rebuild, nc, progress)
+                try:
+                    replies.append(await request(nc, "tgqr.query.rebuild", {}, wait_s=600))
+                except Exception as exc:  # raised below, unwrapped
+                    failed.append(exc)
+                tg.cancel_scope.cancel()
+            if failed:
+                raise failed[0]
+            reply = replies[0]
+            progress.total = int(reply.get("checkpoint") or 0)
+            progress.update(progress.total)
+        finally:
+            progress.close()
+        if args.json:
+            print(json.dumps(reply))
+        else:
+            print(f"rebuilt: {reply.get('events')} events in {reply.get('seconds')}s")
         return EXIT_OK
 
 
 async def cmd_vault_rotate(args: argparse.Namespace) -> int:
-    """``vault rotate``: re-encrypt every stored session with the newest key."""
+    """``vault rotate``: re-encrypt every stored session with the newest key (on a terminal,
+    without ``--json``: with count, rate and ETA)."""
     from actors.vault import KEYS_ENV, KvSessionVault, VaultKeyError, load_key_ring
 
     try:
@@ -220,11 +269,22 @@ async def cmd_vault_rotate(args: argparse.Namespace) -> int:
         raise CliError(f"{exc}: {where_keys_are(KEYS_ENV)}") from None
     async with connected(args) as nc:
         vault = await KvSessionVault.open(nc.jetstream(), keys)
+        progress = Progress("re-encrypting", 0, unit="entries", enabled=not args.json)
+
+        def advance(done: int, total: int) -> None:
+            progress.total = total
+            progress.update(done)
+
         try:
-            count = await vault.rotate()
+            count = await vault.rotate(on_progress=advance)
         except VaultKeyError as exc:
             raise CliError(str(exc)) from None
-        print(f"re-encrypted {count} sessions with the newest key")
+        finally:
+            progress.close()
+        if args.json:
+            print(json.dumps({"rotated": count}))
+        else:
+            print(f"re-encrypted {count} sessions with the newest key")
         return EXIT_OK
 
 

@@ -190,11 +190,13 @@ def build_parser() -> argparse.ArgumentParser:
     projections = sub.add_parser("projections", help="projection maintenance")
     psub = projections.add_subparsers(dest="action", required=True, metavar="ACTION")
     rebuild = psub.add_parser("rebuild", parents=[common], help="rebuild from sequence 1")
+    rebuild.add_argument("--json", action="store_true", help="the reply as JSON, no progress")
     rebuild.set_defaults(run=cmd_rebuild)
 
     vault = sub.add_parser("vault", help="session vault maintenance")
     vsub = vault.add_subparsers(dest="action", required=True, metavar="ACTION")
     rotate = vsub.add_parser("rotate", parents=[common], help="re-encrypt with the newest key")
+    rotate.add_argument("--json", action="store_true", help='{"rotated": N}, no progress')
     rotate.set_defaults(run=cmd_vault_rotate)
 
     sim = sub.add_parser("sim", help="simulator controls")

@@ -55,6 +55,8 @@ def explain(proxy: Proxy, exc: BaseException) -> TelegramError:
 async def diagnose(proxy: Proxy, host: str, port: int, within_s: float) -> TelegramError:
     """The error that explains a failed connect to ``host:port`` through ``proxy`` (blocks at
     most ``within_s`` seconds; never raises but for cancellation)."""
+    if proxy.scheme == "mtproxy":
+        return await _diagnose_mtproxy(proxy, within_s)
     socks = SocksProxy(
         _TYPES[proxy.scheme],
         proxy.host,
@@ -71,3 +73,19 @@ async def diagnose(proxy: Proxy, host: str, port: int, within_s: float) -> Teleg
     with contextlib.suppress(OSError):
         sock.close()
     return TelegramUnavailableError(f"Telegram did not answer through the proxy {proxy.label}")
+
+
+async def _diagnose_mtproxy(proxy: Proxy, within_s: float) -> TelegramError:
+    """An MTProxy does not say why it refuses: one that takes the TCP connection and then
+    closes it after the 64-byte init most likely holds another secret (or cannot serve the
+    DC the init names); one nobody answers on is unreachable."""
+    try:
+        with anyio.fail_after(within_s):
+            stream = await anyio.connect_tcp(proxy.host, proxy.port)
+    except (OSError, TimeoutError):
+        return ProxyUnreachableError(f"the proxy {proxy.label} cannot be reached")
+    await stream.aclose()
+    return ProxyAuthError(
+        f"the MTProxy {proxy.label} closed the connection: its secret is not the one given"
+        " (or it cannot reach Telegram)"
+    )

@@ -28,6 +28,7 @@ from telethon.sessions import StringSession
 
 from ._proxy_check import diagnose, explain, is_proxy_error
 from ._telethon_client import ClientSettings, TelethonClient
+from ._telethon_mtproxy import MTProxyIntermediate, MTProxyRandomizedIntermediate
 from .port import Device, TelegramClientPort, TelegramConfigError, TelegramUnavailableError
 from .proxy import Proxy
 
@@ -158,7 +159,7 @@ class TelethonTelegram:
             app_version=device.app_version,
             lang_code=device.lang,
             system_lang_code=device.system_lang,
-            proxy=proxy.telethon() if proxy is not None else None,
+            **_proxy_arguments(proxy),
         )
         adapter = TelethonClient(client, self._settings, tenant)
         started = time.monotonic()
@@ -183,3 +184,14 @@ class TelethonTelegram:
                 except Exception as exc:  # never mask the block's own outcome
                     _log.warning("tenant %s: disconnect failed: %s", tenant, type(exc).__name__)
             _log.debug("tenant %s: client closed after %.3f s", tenant, time.monotonic() - started)
+
+
+def _proxy_arguments(proxy: Proxy | None) -> dict[str, Any]:
+    """``TelegramClient``'s ``proxy=`` (and for an MTProxy its ``connection=``: the
+    intermediate codec, randomized when the secret asks for padding)."""
+    if proxy is None:
+        return {"proxy": None}
+    if proxy.scheme != "mtproxy":
+        return {"proxy": proxy.telethon()}
+    connection = MTProxyRandomizedIntermediate if proxy.padded else MTProxyIntermediate
+    return {"proxy": proxy.telethon_mtproxy(), "connection": connection}

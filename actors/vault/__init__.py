@@ -6,6 +6,7 @@ from ._keyring import KEY_FILE_NAME, KEYS_ENV, load_key_ring
 from ._kv import SESSIONS_BUCKET, KvSessionVault
 from ._memory import MemorySessionVault
 from ._port import (
+    RotateProgress,
     SessionVault,
     Stage,
     VaultCorruptError,
@@ -22,6 +23,7 @@ __all__ = [
     "SESSIONS_BUCKET",
     "KvSessionVault",
     "MemorySessionVault",
+    "RotateProgress",
     "SessionVault",
     "Stage",
     "VaultCorruptError",

@@ -17,7 +17,7 @@ from events import StorageLimitError, StorageLimits, StoragePolicy, validate_ten
 from events.jsstorage import ensure_bucket
 
 from ._keyring import PROXY_SUFFIX, proxy_of, reseal, seal, unseal
-from ._port import Stage, VaultEntry, VaultUnavailableError
+from ._port import RotateProgress, Stage, VaultEntry, VaultUnavailableError
 
 __all__ = ["SESSIONS_BUCKET", "KvSessionVault"]
 
@@ -123,11 +123,14 @@ class KvSessionVault:
         except _UNAVAILABLE as exc:
             raise VaultUnavailableError(f"cannot delete the proxy of {tenant!r}: {exc!r}") from exc
 
-    async def rotate(self) -> int:
+    async def rotate(self, *, on_progress: RotateProgress | None = None) -> int:
         count = 0
-        for key in await self._keys_stored():  # sessions and proxies alike
+        keys = await self._keys_stored()  # sessions and proxies alike
+        for done, key in enumerate(keys, 1):
             if await self._rotate_one(key):
                 count += 1
+            if on_progress is not None:
+                on_progress(done, len(keys))
         return count
 
     async def _keys_stored(self) -> list[str]:

@@ -10,7 +10,7 @@ from cryptography.fernet import MultiFernet
 from events import validate_tenant
 
 from ._keyring import PROXY_SUFFIX, proxy_of, reseal, seal, unseal
-from ._port import Stage, VaultEntry
+from ._port import RotateProgress, Stage, VaultEntry
 
 __all__ = ["MemorySessionVault"]
 
@@ -63,10 +63,11 @@ class MemorySessionVault:
         await anyio.lowlevel.checkpoint()
         self._store.pop(validate_tenant(tenant) + PROXY_SUFFIX, None)
 
-    async def rotate(self) -> int:
+    async def rotate(self, *, on_progress: RotateProgress | None = None) -> int:
         await anyio.lowlevel.checkpoint()
-        count = 0
-        for tenant in sorted(self._store):
+        keys = sorted(self._store)
+        for done, tenant in enumerate(keys, 1):
             self._store[tenant] = reseal(self._keys, tenant, self._store[tenant])
-            count += 1
-        return count
+            if on_progress is not None:
+                on_progress(done, len(keys))
+        return len(keys)

@@ -8,10 +8,12 @@ cipher: the adapters are :mod:`._kv` (JetStream KV) and :mod:`._memory` (the ver
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 __all__ = [
+    "RotateProgress",
     "SessionVault",
     "Stage",
     "VaultCorruptError",
@@ -24,6 +26,9 @@ __all__ = [
 
 Stage = Literal["pre_auth", "authorized", "proxy"]
 """``proxy`` marks a tenant's sealed proxy URL, kept beside its session (never in its place)."""
+
+RotateProgress = Callable[[int, int], None]
+"""``(done, total)``: entries handled so far out of those listed when the work began."""
 
 
 class VaultError(Exception):
@@ -91,8 +96,11 @@ class SessionVault(Protocol):
         """Forget ``tenant``'s proxy; deleting a missing one is not an error."""
         ...
 
-    async def rotate(self) -> int:
+    async def rotate(self, *, on_progress: RotateProgress | None = None) -> int:
         """Re-encrypt every entry with the newest key; returns how many were re-encrypted.
+
+        ``on_progress(done, total)`` is called after each entry (one deleted meanwhile counts
+        as done), ending with ``done == total``; it names no tenant.
 
         Raises VaultKeyError (and changes nothing more) at the first entry no key decrypts.
         """

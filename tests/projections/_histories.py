@@ -190,7 +190,8 @@ def _any_event(draw: st.DrawFn, at: datetime) -> Event:
     }
     later = at + timedelta(seconds=30)
     makers: list[Any] = [
-        lambda: LoginStarted(**env, deadline=later),
+        lambda: LoginStarted(**env, deadline=later,
+                             proxy=draw(st.sampled_from(["", "socks5://h:1080 #ab12cd34ef56"]))),
         lambda: QrIssued(**env, url=f"tg://login?token={at.second}", expires_at=later,
                          dc_id=draw(st.integers(1, 5))),
         lambda: Scanned(**env),

@@ -49,6 +49,7 @@ class TenantStatus:
 
     ``qr_url``/``qr_expires_at`` are the QR to show while the attempt is live (cleared when
     it ends); ``user_id``/``dc_id`` come from ``Authorized`` and are cleared by a new attempt.
+    ``proxy`` is the label of the last ``LoginStarted`` (None when it named no proxy).
     """
 
     tenant: str
@@ -68,6 +69,7 @@ class TenantStatus:
     restarts: int = 0
     lease_holder: str | None = None
     lease_expires_at: datetime | None = None
+    proxy: str | None = None
 
 
 @dataclass(slots=True)
@@ -166,6 +168,7 @@ class Fold:
                 row.qr_url = None
                 row.qr_expires_at = None
                 row.started_at = at
+                row.proxy = event.proxy or None
                 row.attempts += 1
                 attempt.started_at = at
             case QrIssued():

@@ -197,3 +197,19 @@ def test_incremental_equals_one_batch(
     chunked = _apply_in_chunks(replayed, sizes)
     assert chunked == whole
     assert len(whole["dead_letters"]) == 1
+
+
+def test_status_shows_the_proxy_label_of_the_last_start() -> None:
+    """``proxy`` is the label of the last LoginStarted: kept through the attempt's end and a
+    logout, replaced by the next start, null again after a start without one."""
+    label = "socks5://127.0.0.1:1080 #ab12cd34ef56"
+    first = attempt_events("acme", 1, T0, Script("authorized", logout=True))
+    first[0] = msgspec.structs.replace(first[0], proxy=label)
+    second = attempt_events("acme", 2, T0 + timedelta(seconds=100), Script("live"))
+    with projected(first) as store:
+        [status] = store.status("acme")
+        assert status["proxy"] == label
+        store.apply_batch(as_stored(first + second))
+        [status] = store.status("acme")
+    assert status["attempt"] == 2
+    assert status["proxy"] is None

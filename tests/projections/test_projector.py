@@ -201,3 +201,39 @@ async def test_health_reports_lag_against_the_log(tmp_path: Path) -> None:
         assert (health["lag_events"], health["lag_s"]) == (0, 0.0)
     finally:
         store.close()
+
+
+class _SignallingStore(ProjectionStore):
+    """A store that tells the event loop each time a rebuild batch is committed."""
+
+    rebuilt: anyio.Event
+
+    def apply_batch(self, items: Any, **options: Any) -> Any:
+        result = super().apply_batch(items, **options)
+        if options.get("generation", "") != "":
+            anyio.from_thread.run_sync(self.rebuilt.set)
+        return result
+
+
+async def test_health_shows_a_rebuild_in_progress(tmp_path: Path) -> None:
+    """While a rebuild runs, health says how far it got (``rebuild.seq``) out of the log's
+    last sequence when it began (``rebuild.target``); afterwards it says nothing of it."""
+    log = MemoryEventLog(KEY)
+    await fill(log, history())
+    last = await log.last_seq()
+    store = _SignallingStore.open(tmp_path / "p.duckdb")
+    assert isinstance(store, _SignallingStore)
+    store.rebuilt = anyio.Event()
+    try:
+        projector = Projector(log, store, max_batch=last, backlog_batch=last, max_buffered=last)
+        assert "rebuild" not in await projector.health()
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                async with projector._apply_lock:  # the rebuild stops before its swap
+                    tg.start_soon(projector.rebuild)
+                    await store.rebuilt.wait()
+                    health = await projector.health()
+                assert health["rebuild"] == {"seq": last, "target": last}
+        assert "rebuild" not in await projector.health()
+    finally:
+        store.close()

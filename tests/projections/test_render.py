@@ -10,7 +10,8 @@ def test_status_table_has_a_row_per_tenant() -> None:
     """Each tenant is one line; missing values show as '-'; QR urls are left out."""
     items = [
         {"tenant": "acme", "state": "authorized", "attempt": 2, "user_id": 7,
-         "updated_at": "2025-01-01T12:00:07.5Z", "qr_url": None},
+         "updated_at": "2025-01-01T12:00:07.5Z", "qr_url": None,
+         "proxy": "socks5://127.0.0.1:1080 #ab12cd34ef56"},
         {"tenant": "beta", "state": "pending", "attempt": 1, "user_id": None,
          "qr_url": "tg://login?token=SECRETISH", "qr_expires_at": "2025-01-01T12:00:37Z"},
     ]  # fmt: skip
@@ -18,6 +19,9 @@ def test_status_table_has_a_row_per_tenant() -> None:
     assert lines[0].split()[:3] == ["TENANT", "STATE", "ATTEMPT"]
     assert lines[1].split()[:4] == ["acme", "authorized", "2", "7"]
     assert "2025-01-01 12:00:07" in lines[1]
+    assert lines[0].split()[-1] == "PROXY"
+    assert lines[1].endswith("socks5://127.0.0.1:1080 #ab12cd34ef56")
+    assert lines[2].endswith("-")
     assert "SECRETISH" not in "\n".join(lines)
     assert render_status([]) == "no tenants"
 

@@ -1,12 +1,13 @@
 """Operating ``tgqr up`` as a process: its operations port, and progress on long work.
 
 ``tgqr up --metrics 127.0.0.1:0`` names its port on its first line and answers /healthz,
-/readyz and /metrics; ``tgqr audit --verify`` shows count, rate and ETA when stderr is a
-terminal, and nothing when piped or with ``--json``.
+/readyz and /metrics; ``tgqr audit --verify``, ``projections rebuild`` and ``vault rotate``
+show count, rate and ETA when stderr is a terminal, and nothing when piped or with ``--json``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import re
@@ -20,6 +21,7 @@ import anyio
 import httpx2
 import pytest
 
+from actors.vault import KvSessionVault, load_key_ring
 from tests.actors.service.conftest import connect_as, request
 
 from ._children import ROOT, child_env, tgqr
@@ -88,6 +90,17 @@ async def some_events(data: Path) -> None:
         await nc.drain()
 
 
+async def some_sessions(data: Path) -> None:
+    """Three sessions in the vault of ``tgqr up``, sealed with its key."""
+    nc = await connect_as(data, "service")
+    try:
+        vault = await KvSessionVault.open(nc.jetstream(), load_key_ring(data, create=False))
+        for tenant in ("alice", "bob", "carol"):
+            await vault.put(tenant, f"session-of-{tenant}", stage="authorized")
+    finally:
+        await nc.drain()
+
+
 def test_up_serves_the_operations_port(served: tuple[str, Path]) -> None:
     """The port on tgqr up's first line answers health, readiness and Prometheus."""
     url, data = served
@@ -112,3 +125,59 @@ def test_audit_verify_shows_progress_only_on_a_terminal(served: tuple[str, Path]
     code, drawn = on_a_terminal("audit", "--verify", "--json", "--data", str(data))
     assert code == 0
     assert "verifying" not in drawn
+
+
+def test_rebuild_shows_progress_only_on_a_terminal(served: tuple[str, Path]) -> None:
+    """``projections rebuild`` draws ``rebuilding: N/N events (100%), R/s`` on a terminal;
+    with ``--json`` nothing is drawn and the reply is printed (two rebuilds: the service
+    admits two a minute)."""
+    _, data = served
+    anyio.run(some_events, data)
+    code, drawn = on_a_terminal("projections", "rebuild", "--data", str(data))
+    assert code == 0, drawn
+    assert re.search(r"\rrebuilding: (\d+)/\1 events \(100%\), [\d,]+/s", drawn), drawn
+    rebuild = ("projections", "rebuild", "--data", str(data))
+    main, child = pty.openpty()
+    try:
+        as_json = subprocess.run(  # noqa: S603 - our own CLI
+            [sys.executable, "-m", "actors.cli", *rebuild, "--json"],
+            stdout=subprocess.PIPE,
+            stderr=child,
+            env=child_env(),
+            cwd=ROOT,
+            check=False,
+            timeout=60,
+        )
+    finally:
+        os.close(child)
+    os.set_blocking(main, False)
+    try:
+        drawn = os.read(main, 4096).decode()
+    except OSError:  # EIO (the child closed its end) or EAGAIN: nothing was drawn
+        drawn = ""
+    finally:
+        os.close(main)
+    assert as_json.returncode == 0, drawn
+    assert "rebuilding" not in drawn
+    assert json.loads(as_json.stdout)["checkpoint"] >= 1
+
+
+def test_vault_rotate_shows_progress_only_on_a_terminal(served: tuple[str, Path]) -> None:
+    """``vault rotate`` draws ``re-encrypting: N/N entries (100%), R/s`` on a terminal;
+    piped or with ``--json``: nothing (``--json`` prints ``{"rotated": N}``)."""
+    _, data = served
+    anyio.run(some_sessions, data)
+    command = ("vault", "rotate", "--data", str(data))
+    code, drawn = on_a_terminal(*command)
+    assert code == 0, drawn
+    found = re.search(r"\rre-encrypting: (\d+)/\1 entries \(100%\), [\d,]+/s", drawn)
+    assert found, drawn
+    piped = tgqr(*command)
+    assert piped.returncode == 0, piped.stderr
+    assert "re-encrypting" not in piped.stderr
+    code, drawn = on_a_terminal(*command, "--json")
+    assert code == 0, drawn
+    assert "re-encrypting" not in drawn
+    as_json = tgqr(*command, "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout) == {"rotated": int(found.group(1))} == {"rotated": 3}

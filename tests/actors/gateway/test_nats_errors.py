@@ -73,8 +73,9 @@ async def test_a_slow_consumer_storm_is_a_few_lines_and_a_count(
         assert 1 <= len(during) <= 3
         dropped = counted(reader, "slow_consumer")
         # nats-server does not always hand every message over before the PONG (nor keep a
-        # connection it finds slow), so only a lower bound: thousands of drops.
-        assert 1_000 <= dropped <= 20_000
+        # connection it finds slow: on a loaded machine it cut this one after a few hundred),
+        # so only a lower bound: many more drops than lines.
+        assert 50 <= dropped <= 20_000
     finally:
         stuck.set()
         await service_nc.close()  # logs the count not logged yet

@@ -139,6 +139,18 @@ async def test_rotation_retires_the_old_key(backend: Backend) -> None:
         await (await backend.make(ring(KEY_OLD))).get("alice")
 
 
+async def test_rotate_reports_its_progress(backend: Backend) -> None:
+    """``on_progress(done, total)`` follows each entry, sessions and proxies alike, to the end."""
+    old = await backend.make(ring(KEY_OLD))
+    await old.put("alice", SESSION, stage="authorized")
+    await old.put("bob", SESSION_2, stage="pre_auth")
+    await old.put_proxy("bob", "socks5://u:p@proxy.example:1080")
+    seen: list[tuple[int, int]] = []
+    rotating = await backend.make(ring(KEY_NEW, KEY_OLD))
+    assert await rotating.rotate(on_progress=lambda done, total: seen.append((done, total))) == 3
+    assert seen == [(1, 3), (2, 3), (3, 3)]
+
+
 async def test_rotate_of_empty_vault_is_zero(backend: Backend) -> None:
     """Rotating an empty vault re-encrypts nothing."""
     assert await (await backend.make(ring(KEY_NEW))).rotate() == 0
