@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -100,18 +101,25 @@ def service_config(tmp_path: Path, nats_server: NatsServer) -> ServiceConfig:
     return replace(base, throttle_s=(0.0, 0.0), http=None, metrics=None)
 
 
-@pytest.fixture
-async def driver(service_config: ServiceConfig, nats_server: NatsServer) -> AsyncIterator[Driver]:
+@asynccontextmanager
+async def driving(config: ServiceConfig, url: str) -> AsyncIterator[Driver]:
+    """``run_service(config)`` for the block, and a plain client of the server at ``url``."""
     async with anyio.create_task_group() as tg:
         service: RunningService = await tg.start(
-            lambda task_status: run_service(service_config, task_status=task_status)
+            lambda task_status: run_service(config, task_status=task_status)
         )
-        nc = await nats.connect(nats_server.url, max_reconnect_attempts=0)
+        nc = await nats.connect(url, max_reconnect_attempts=0)
         try:
             yield Driver(nc, service)
         finally:
             await nc.drain()
             tg.cancel_scope.cancel()
+
+
+@pytest.fixture
+async def driver(service_config: ServiceConfig, nats_server: NatsServer) -> AsyncIterator[Driver]:
+    async with driving(service_config, nats_server.url) as running:
+        yield running
 
 
 @pytest.fixture

@@ -8,19 +8,17 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
-import anyio
-import nats
 import pytest
 from telethon import TelegramClient, errors, functions, types
 from telethon.sessions import StringSession
 
 from actors.lease_client import lease_session
-from actors.service import NatsServer, RunningService, ServiceConfig, run_service
+from actors.service import NatsServer, ServiceConfig
 from actors.sim import Simulator
 from actors.telegram import SIMULATOR_API_HASH, SIMULATOR_API_ID
 
 from ._apps import run_cli
-from .conftest import Driver
+from .conftest import Driver, driving
 
 pytestmark = pytest.mark.anyio
 
@@ -34,16 +32,8 @@ async def fast_validation(
     """The service with TGQR_VALIDATE_SECONDS=1."""
     policy = replace(service_config.policy, validate_every_s=1.0)
     config = replace(service_config, policy=policy)
-    async with anyio.create_task_group() as tg:
-        service: RunningService = await tg.start(
-            lambda task_status: run_service(config, task_status=task_status)
-        )
-        nc = await nats.connect(nats_server.url, max_reconnect_attempts=0)
-        try:
-            yield Driver(nc, service)
-        finally:
-            await nc.drain()
-            tg.cancel_scope.cancel()
+    async with driving(config, nats_server.url) as running:
+        yield running
 
 
 async def _log_in(driver: Driver, tenant: str, user_id: int, **start: Any) -> None:

@@ -9,14 +9,13 @@ from dataclasses import replace
 
 import anyio
 import httpx2
-import nats
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from actors.service import ConfigError, NatsServer, RunningService, ServiceConfig, run_service
 from actors.service._metrics_http import bind_metrics, readiness
 
-from .conftest import Driver
+from .conftest import Driver, driving
 
 pytestmark = pytest.mark.anyio
 
@@ -24,16 +23,8 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 async def served(service_config: ServiceConfig, nats_server: NatsServer) -> AsyncIterator[Driver]:
     config = replace(service_config, metrics="127.0.0.1:0")
-    async with anyio.create_task_group() as tg:
-        service: RunningService = await tg.start(
-            lambda task_status: run_service(config, task_status=task_status)
-        )
-        nc = await nats.connect(nats_server.url, max_reconnect_attempts=0)
-        try:
-            yield Driver(nc, service)
-        finally:
-            await nc.drain()
-            tg.cancel_scope.cancel()
+    async with driving(config, nats_server.url) as running:
+        yield running
 
 
 def values(body: str) -> dict[str, list[tuple[dict[str, str], float]]]:

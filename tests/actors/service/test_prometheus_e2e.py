@@ -22,16 +22,15 @@ from urllib.parse import urlencode
 
 import anyio
 import httpx2
-import nats
 import pytest
 from anyio.abc import Process
 from playwright.async_api import async_playwright
 
-from actors.service import NatsServer, RunningService, ServiceConfig, run_service
+from actors.service import NatsServer, ServiceConfig
 from tests.actors.gateway.page.conftest import CHROMIUM_ARGS, chromium
 from tests.deploy._tools import RULES_DIR, tool
 
-from .conftest import Driver
+from .conftest import Driver, driving
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -146,16 +145,8 @@ async def driver_with_metrics(
     service_config: ServiceConfig, nats_server: NatsServer
 ) -> AsyncIterator[Driver]:
     config = replace(service_config, metrics="127.0.0.1:0")
-    async with anyio.create_task_group() as tg:
-        service: RunningService = await tg.start(
-            lambda task_status: run_service(config, task_status=task_status)
-        )
-        nc = await nats.connect(nats_server.url, max_reconnect_attempts=0)
-        try:
-            yield Driver(nc, service)
-        finally:
-            await nc.drain()
-            tg.cancel_scope.cancel()
+    async with driving(config, nats_server.url) as running:
+        yield running
 
 
 async def login(driver: Driver, tenant: str, user_id: int) -> None:
