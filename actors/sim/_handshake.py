@@ -230,7 +230,11 @@ class Handshake:
         g_b = int.from_bytes(inner.g_b, "big")
         if not _MARGIN <= g_b <= P - _MARGIN:
             raise HandshakeError("g_b out of the safe range")
-        auth_key = pow(g_b, self._a, P).to_bytes(256, "big")
+        gab = pow(g_b, self._a, P)
+        # Telethon keeps g^ab in its shortest big-endian form (rsa.get_byte_array), not padded
+        # to 256 bytes: one key in 256 starts with a zero byte, and padding it made that
+        # handshake fail with "invalid new nonce hash" (a flaky test). Match the client.
+        auth_key = gab.to_bytes((gab.bit_length() + 7) // 8, "big")
         self._a = 0  # one key per exchange
         digest = _sha1(auth_key)
         new_nonce = self._new_nonce.to_bytes(32, "little", signed=True)
