@@ -39,7 +39,9 @@ async def _serve(url: str, data: str) -> None:
     from actors.service import ServiceConfig, run_service
     from actors.telegram import FakeTelegram
 
-    config = replace(ServiceConfig.from_env({}, data_dir=Path(data), nats=url), projector=False)
+    # The settings of the environment it is given (TGQR_HTTP, TGQR_METRICS: off below).
+    base = ServiceConfig.from_env(os.environ, data_dir=Path(data), nats=url)
+    config = replace(base, projector=False)
     async with anyio.create_task_group() as tg:
         await tg.start(
             lambda task_status: run_service(
@@ -92,7 +94,13 @@ async def _run(rate: float, seconds: float, ramp_seconds: float) -> dict[str, fl
         child = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.commands", "--serve", server.url, data],
             stdout=subprocess.PIPE,
-            env={**os.environ, "TGQR_LOG_LEVEL": "ERROR", "TGQR_HTTP": "127.0.0.1:0"},
+            # No page process and no operations port: this measures the command path.
+            env={
+                **os.environ,
+                "TGQR_LOG_LEVEL": "ERROR",
+                "TGQR_HTTP": "off",
+                "TGQR_METRICS": "off",
+            },
         )
         try:
             assert child.stdout is not None

@@ -96,11 +96,26 @@ async def cmd_page(args: argparse.Namespace) -> int:
             os.close(args.ready_fd)
         else:
             print(f"tgqr page: serving on {url} (Ctrl-C stops)", flush=True)
+        if args.parent_fd is not None:
+            tg.start_soon(_until_parent_ends, args.parent_fd, tg.cancel_scope)
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for _ in signals:
                 break
         tg.cancel_scope.cancel()
     return EXIT_OK
+
+
+async def _until_parent_ends(fd: int, scope: anyio.CancelScope) -> None:
+    """Stop the page once the process that started it is gone (EOF on its lifeline pipe)."""
+    os.set_blocking(fd, False)
+    try:
+        while True:
+            await anyio.wait_readable(fd)
+            if not os.read(fd, 64):
+                break
+    finally:
+        os.close(fd)
+    scope.cancel()
 
 
 def add_page_command(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -137,6 +152,6 @@ def add_page_command(sub: Any, common: argparse.ArgumentParser) -> None:
             flag, type=int, default=default, metavar="N", help=f"{text} (default %(default)s)"
         )
     # How `tgqr up` hands over the bound socket, the keys and readiness (inherited fds).
-    for flag in ("--listen-fd", "--keys-fd", "--ready-fd"):
+    for flag in ("--listen-fd", "--keys-fd", "--ready-fd", "--parent-fd"):
         page.add_argument(flag, type=int, help=argparse.SUPPRESS)
     page.set_defaults(run=cmd_page)

@@ -67,7 +67,7 @@ async def open_service_nats(
             if not requires_auth(nc):
                 log.warning(
                     "NATS at %s requires no authentication: any client on it can act as any "
-                    "role (service, app, auditor); see README, 'Roles and credentials'",
+                    "role (service, app, auditor, page); see README, 'Roles and credentials'",
                     redact_url(urls[0]),
                 )
             yield redact_url(urls[0]), nc

@@ -129,16 +129,20 @@ class PageProcess:
         """
         keys_read, keys_write = os.pipe()
         ready_read, ready_write = os.pipe()
+        # The lifeline: this process holds its write end for the child's life, so the child
+        # reads EOF and stops when this process ends in any way (a SIGKILL included), instead
+        # of living on with the HTTP socket.
+        life_read, life_write = os.pipe()
         try:
             # Written before the child starts: the pipe's buffer holds these few hundred bytes.
             os.write(keys_write, json.dumps(self._keys).encode())
             os.close(keys_write)
             keys_write = -1
-            fds = (self._sock.fileno(), keys_read, ready_write)
+            fds = (self._sock.fileno(), keys_read, ready_write, life_read)
             command = [
                 *self._command,
                 "--listen-fd", str(fds[0]), "--keys-fd", str(keys_read),
-                "--ready-fd", str(ready_write),
+                "--ready-fd", str(ready_write), "--parent-fd", str(life_read),
             ]  # fmt: skip
             process = await anyio.open_process(
                 command,
@@ -149,8 +153,11 @@ class PageProcess:
                 pass_fds=fds,
                 start_new_session=True,  # a terminal's Ctrl-C reaches the service, which stops it
             )
+        except BaseException:
+            os.close(life_write)
+            raise
         finally:
-            for fd in (keys_read, ready_write, keys_write):
+            for fd in (keys_read, ready_write, keys_write, life_read):
                 if fd >= 0:
                     os.close(fd)
         self.pid = process.pid
@@ -163,6 +170,7 @@ class PageProcess:
             os.close(ready_read)
             with anyio.CancelScope(shield=True):
                 await _stop(process)
+            os.close(life_write)
             self.pid = None
 
     async def _until_ready(self, process: Process, ready_read: int) -> None:

@@ -127,8 +127,15 @@ async def test_sigkill_mid_login_resumes_without_loss(
     try:
         assert (await request(nc, "tgqr.cmd.alice.start", {}))["ok"]
         await until(nc, "alice", "QrIssued")
+        pages = children_of(first.proc.pid)
+        assert pages, "tgqr up runs its page as a child process"
         first.proc.kill()
         await first.wait(10)
+        # Its page process does not outlive it (it would keep the HTTP socket): the lifeline
+        # pipe's EOF stops it. Waited on through pidfds: readable once the process is gone.
+        with anyio.fail_after(10):
+            for pid in pages:
+                await gone(pid)
 
         second = up_factory()
         await second.ready()
@@ -216,3 +223,28 @@ def _nats_servers_using(data: Path) -> list[int]:
         if "nats-server" in cmdline and str(data) in cmdline:
             found.append(int(entry.name))
     return found
+
+
+def children_of(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+async def gone(pid: int) -> None:
+    """Return once process ``pid`` has ended (its pidfd turns readable)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        await anyio.wait_readable(fd)
+    finally:
+        os.close(fd)
