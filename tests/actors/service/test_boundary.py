@@ -53,6 +53,21 @@ async def log_in(app: Client, tenant: str, user_id: int) -> None:
     await sub.unsubscribe()
 
 
+async def aim_replies_at_bobs_log(app: Client) -> None:
+    """Start bob, then ask $SRV, two queries and a command with ``reply=tgqr.evt.bob``; return
+    once the service has taken them all off the wire (:func:`barrier`)."""
+    assert (await request(app, "tgqr.cmd.bob.start", {}))["ok"]
+    for subject, body in [
+        ("$SRV.PING", b""),
+        ("$SRV.INFO.tgqr", b""),
+        ("tgqr.query.health", b"{}"),
+        ("tgqr.query.status", b'{"tenant": "bob"}'),
+        ("tgqr.cmd.bob.cancel", b"{}"),
+    ]:
+        await app.publish(subject, body, reply="tgqr.evt.bob")
+    await barrier(app)
+
+
 async def barrier(app: Client) -> None:
     """One answered request of each kind the attacks used, after them: the service has taken
     every earlier message of those subscriptions off the wire."""
@@ -69,16 +84,7 @@ async def test_replies_aimed_at_the_log_write_nothing(
     quarantined)."""
     running, data = embedded
     app = await connect_as(data, "app")
-    assert (await request(app, "tgqr.cmd.bob.start", {}))["ok"]
-    for subject, body in [
-        ("$SRV.PING", b""),
-        ("$SRV.INFO.tgqr", b""),
-        ("tgqr.query.health", b"{}"),
-        ("tgqr.query.status", b'{"tenant": "bob"}'),
-        ("tgqr.cmd.bob.cancel", b"{}"),
-    ]:
-        await app.publish(subject, body, reply="tgqr.evt.bob")
-    await barrier(app)
+    await aim_replies_at_bobs_log(app)
     events = await core_subjects(running, "bob")
     assert all("type" in e for e in events), events
     report = await audit_verify(running.event_log, running.chain_key)

@@ -37,8 +37,8 @@ from actors.service import (
 from events.audit import audit_verify
 from events.jetstream import STREAM, JetStreamEventLog
 from tests.actors.cli._cluster import Cluster, running_cluster
-from tests.actors.service.conftest import core_subjects, mirrored, request
-from tests.actors.service.test_boundary import barrier, log_in
+from tests.actors.service.conftest import core_subjects, mirrored
+from tests.actors.service.test_boundary import aim_replies_at_bobs_log, log_in
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
 
@@ -144,16 +144,7 @@ async def test_the_readme_cluster_keeps_the_boundary(on_cluster: OnCluster) -> N
 
     await log_in(app, "alice", 1001)
 
-    assert (await request(app, "tgqr.cmd.bob.start", {}))["ok"]
-    for subject, body in [
-        ("$SRV.PING", b""),
-        ("$SRV.INFO.tgqr", b""),
-        ("tgqr.query.health", b"{}"),
-        ("tgqr.query.status", b'{"tenant": "bob"}'),
-        ("tgqr.cmd.bob.cancel", b"{}"),
-    ]:
-        await app.publish(subject, body, reply="tgqr.evt.bob")
-    await barrier(app)
+    await aim_replies_at_bobs_log(app)
     # The cancel ran (its reply went to tgqr.evt.bob in CLIENTS, where nothing stores it);
     # the log holds bob's events only, no reply.
     bob = await core_subjects(running, "bob")
