@@ -9,10 +9,9 @@ connections per client). ``/healthz`` answers while the event loop does; ``/read
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import socket
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 import anyio
@@ -29,6 +28,7 @@ from actors.gateway.page import (
     ServeLimits,
     bind_http,
     guarded_protocol,
+    serve_uvicorn,
     url_of,
 )
 from actors.metrics import Exposition
@@ -127,14 +127,6 @@ def _app(exposition: Exposition | None, ready: Check) -> Starlette:
     )
 
 
-class _Server(uvicorn.Server):
-    """uvicorn without its signal handlers (the service owns SIGINT/SIGTERM)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 class MetricsServer:
     """The operations port on a bound socket; :meth:`run` serves it until cancelled."""
 
@@ -166,24 +158,4 @@ class MetricsServer:
             timeout_keep_alive=METRICS_LIMITS.keep_alive_s,
             timeout_graceful_shutdown=1,
         )
-        server = _Server(config)
-        sock = self._sock.dup()  # uvicorn closes what it is given; the bound socket stays
-        stopped = anyio.Event()
-
-        async def serve() -> None:
-            with anyio.CancelScope(shield=True):  # stopped by should_exit, not torn down
-                try:
-                    await server.serve(sockets=[sock])
-                except SystemExit as exc:
-                    raise RuntimeError("the metrics server did not start") from exc
-                finally:
-                    stopped.set()
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(serve)
-            task_status.started()
-            try:
-                await stopped.wait()
-            finally:
-                server.should_exit = True
-        raise RuntimeError("the metrics server stopped by itself")
+        await serve_uvicorn(config, self._sock, what="metrics server", task_status=task_status)

@@ -58,6 +58,7 @@ from ._server import (
     bind_http,
     open_page_server,
     parse_http,
+    serve_uvicorn,
     url_of,
 )
 from ._view import (
@@ -99,5 +100,6 @@ __all__ = [
     "parse_http",
     "qr_svg",
     "raise_open_files_limit",
+    "serve_uvicorn",
     "url_of",
 ]

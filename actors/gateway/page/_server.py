@@ -16,7 +16,7 @@ import logging
 import socket
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Final, Self
+from typing import Final, NoReturn, Self
 
 import anyio
 import uvicorn
@@ -40,6 +40,7 @@ __all__ = [
     "bind_http",
     "open_page_server",
     "parse_http",
+    "serve_uvicorn",
     "url_of",
 ]
 
@@ -73,6 +74,47 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+async def serve_uvicorn(
+    config: uvicorn.Config,
+    sock: socket.socket,
+    *,
+    what: str,
+    on_stop: Callable[[], object] | None = None,
+    task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+) -> NoReturn:
+    """Serve ``config`` on the listening ``sock`` until cancelled (uvicorn gets a duplicate: it
+    closes what it is given, and the bound socket stays for a restart); ready at once, since
+    the socket already listens and connections wait in its backlog. On cancellation uvicorn is
+    asked to stop (``on_stop`` first) and finishes open responses, not torn down.
+
+    Raises:
+        RuntimeError: uvicorn did not start, or stopped by itself (the caller restarts it).
+    """
+    server = _Server(config)
+    dup = sock.dup()
+    stopped = anyio.Event()
+
+    async def serve() -> None:
+        with anyio.CancelScope(shield=True):
+            try:
+                await server.serve(sockets=[dup])
+            except SystemExit as exc:  # uvicorn's way to report a failed start
+                raise RuntimeError(f"the {what} did not start") from exc
+            finally:
+                stopped.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(serve)
+        task_status.started()
+        try:
+            await stopped.wait()
+        finally:
+            if on_stop is not None:
+                on_stop()
+            server.should_exit = True
+    raise RuntimeError(f"the {what} stopped by itself")
 
 
 def url_of(sock: socket.socket) -> str:
@@ -132,30 +174,9 @@ class PageServer:
             timeout_keep_alive=self._limits.keep_alive_s,
             timeout_graceful_shutdown=SHUTDOWN_S,
         )
-        server = _Server(config)
-        sock = self._sock.dup()  # uvicorn closes what it is given; the bound socket stays
-        stopped = anyio.Event()
-
-        async def serve() -> None:
-            # Shielded: on cancellation uvicorn is asked to stop (below), not torn down.
-            with anyio.CancelScope(shield=True):
-                try:
-                    await server.serve(sockets=[sock])
-                except SystemExit as exc:  # uvicorn's way to report a failed start
-                    raise RuntimeError("the web server did not start") from exc
-                finally:
-                    stopped.set()
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(serve)
-            # The socket already listens: connections wait in its backlog until uvicorn takes them.
-            task_status.started()
-            try:
-                await stopped.wait()
-            finally:
-                closing.set()
-                server.should_exit = True
-        raise RuntimeError("the web server stopped by itself")
+        await serve_uvicorn(
+            config, self._sock, what="web server", on_stop=closing.set, task_status=task_status
+        )
 
 
 def bind_http(address: str) -> socket.socket:
