@@ -10,7 +10,7 @@ PROMETHEUS := $(VENV)/.prometheus-stamp
 # The proxy tests put Debian's microsocks (a SOCKS5 proxy with a password) before the simulator.
 MICROSOCKS := $(VENV)/.microsocks-stamp
 
-.PHONY: test demo up bench lint typecheck pytest screenshots clean
+.PHONY: test demo up cluster bench lint typecheck pytest screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,10 +64,14 @@ pytest: $(STAMP) $(CHROMIUM) $(PROMETHEUS) $(MICROSOCKS)
 # and Prometheus showing tgqr's series (docs/prometheus.png), made by the end-to-end scrape.
 screenshots: $(STAMP) $(CHROMIUM) $(PROMETHEUS)
 	TGQR_SCREENSHOTS=docs $(BIN)/pytest -q tests/actors/gateway/page/test_browser.py \
-	  tests/actors/service/test_prometheus_e2e.py
+	  tests/actors/gateway/page/test_browser_miniapp.py tests/actors/service/test_prometheus_e2e.py
 
 demo: $(STAMP)
 	$(BIN)/tgqr demo
+
+# Three nats-servers and three instances on loopback (README, "Running more than one").
+cluster: $(STAMP)
+	$(BIN)/tgqr cluster
 
 up: $(STAMP)
 	$(BIN)/tgqr up

@@ -16,10 +16,15 @@ from ._tenant import (
     validate_tenant,
 )
 from .catalogue import (
+    BACKUPS_CHAIN,
     EVENT_TYPES,
     SCHEMA_VERSION,
+    SERVICE_PREFIX,
+    TELEGRAM_CHAIN,
     ActorRestarted,
     Authorized,
+    BackupFailed,
+    BackupTaken,
     DeviceInfo,
     Event,
     EventBase,
@@ -37,6 +42,9 @@ from .catalogue import (
     SessionLeased,
     SessionReleased,
     SessionRevoked,
+    TelegramDown,
+    TelegramUp,
+    is_service_chain,
 )
 from .chain import MAC_HEADER, ChainKey, Head, Sealed, seal
 from .codec import current_json, decode_event, encode_event
@@ -51,22 +59,37 @@ from .errors import (
     UndecodableEventError,
 )
 from .inbox import ReplyGuard, is_inbox
-from .log import MAX_CHUNK, ChainedLog, EventLog, Record, StoredMessage, Undecodable, decode_stored
+from .log import (
+    FENCE_HEADER,
+    MAX_CHUNK,
+    ChainedLog,
+    EventLog,
+    Record,
+    StoredMessage,
+    Undecodable,
+    decode_stored,
+)
 from .memory import MemoryEventLog
 from .quarantine import BadMessage, TenantLog, check_tenant
 from .storage import FILL_WARNING, StorageLimits, StoragePolicy, StorageUse, storage_warning
 from .verify import ChainBreak, ChainVerifier, VerifyReport, verify_log, verify_tail
 
 __all__ = [
+    "BACKUPS_CHAIN",
     "EVENT_SUBJECT_PREFIX",
     "EVENT_SUBJECT_WILDCARD",
     "EVENT_TYPES",
+    "FENCE_HEADER",
     "FILL_WARNING",
     "MAC_HEADER",
     "MAX_CHUNK",
     "SCHEMA_VERSION",
+    "SERVICE_PREFIX",
+    "TELEGRAM_CHAIN",
     "ActorRestarted",
     "Authorized",
+    "BackupFailed",
+    "BackupTaken",
     "BadMessage",
     "ChainBreak",
     "ChainKey",
@@ -106,6 +129,8 @@ __all__ = [
     "StoragePolicy",
     "StorageUse",
     "StoredMessage",
+    "TelegramDown",
+    "TelegramUp",
     "TenantLog",
     "TenantQuarantinedError",
     "Undecodable",
@@ -118,6 +143,7 @@ __all__ = [
     "encode_event",
     "event_subject",
     "is_inbox",
+    "is_service_chain",
     "plain_decode_error",
     "seal",
     "storage_warning",

@@ -14,10 +14,15 @@ from typing import Final
 import msgspec
 
 __all__ = [
+    "BACKUPS_CHAIN",
     "EVENT_TYPES",
     "SCHEMA_VERSION",
+    "SERVICE_PREFIX",
+    "TELEGRAM_CHAIN",
     "ActorRestarted",
     "Authorized",
+    "BackupFailed",
+    "BackupTaken",
     "DeviceInfo",
     "Event",
     "EventBase",
@@ -35,9 +40,25 @@ __all__ = [
     "SessionLeased",
     "SessionReleased",
     "SessionRevoked",
+    "TelegramDown",
+    "TelegramUp",
+    "is_service_chain",
 ]
 
 SCHEMA_VERSION: Final = 1
+
+SERVICE_PREFIX: Final = "_"
+"""Aggregate ids starting with this are the service's own chains, never a tenant's: commands
+and sessions for them are refused (``invalid_tenant``) and tenant views leave them out."""
+TELEGRAM_CHAIN: Final = "_telegram"
+"""The service's chain of ``TelegramDown`` / ``TelegramUp`` (subject ``tgqr.evt._telegram``)."""
+BACKUPS_CHAIN: Final = "_backups"
+"""The service's chain of ``BackupTaken`` / ``BackupFailed`` (subject ``tgqr.evt._backups``)."""
+
+
+def is_service_chain(aggregate: str) -> bool:
+    """Whether ``aggregate`` is one of the service's own chains (not a tenant)."""
+    return aggregate.startswith(SERVICE_PREFIX)
 
 
 class EventBase(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
@@ -196,6 +217,43 @@ class SessionReleased(EventBase, frozen=True, kw_only=True, tag="SessionReleased
     reason: str
 
 
+class TelegramDown(EventBase, frozen=True, kw_only=True, tag="TelegramDown"):
+    """The circuit breaker of Telegram DC ``dc`` opened after ``failures`` connection failures
+    in a row: new logins are refused (``unavailable``) for ``retry_after_s``, then one probe
+    connects. Recorded on the service's own chain (tenant ``_telegram``, attempt 0)."""
+
+    dc: int
+    failures: int
+    retry_after_s: float
+
+
+class TelegramUp(EventBase, frozen=True, kw_only=True, tag="TelegramUp"):
+    """DC ``dc`` answered again (a probe connected) after ``down_s`` seconds: its breaker
+    closed. On the service's own chain (tenant ``_telegram``, attempt 0)."""
+
+    dc: int
+    down_s: float
+
+
+class BackupTaken(EventBase, frozen=True, kw_only=True, tag="BackupTaken"):
+    """An automatic backup ``backup_id`` was written (``full``, or incremental on its parent),
+    covering the log's sequences ``first_seq``..``last_seq`` in ``bytes`` sealed bytes. On the
+    service's own chain (tenant ``_backups``, attempt 0)."""
+
+    backup_id: str
+    full: bool
+    first_seq: int
+    last_seq: int
+    bytes: int
+
+
+class BackupFailed(EventBase, frozen=True, kw_only=True, tag="BackupFailed"):
+    """An automatic backup failed with ``error`` (the kind of failure, never its details: they
+    may name a bucket's credentials). On the service's own chain (``_backups``)."""
+
+    error: str
+
+
 Event = (
     LoginStarted
     | QrIssued
@@ -213,6 +271,10 @@ Event = (
     | SessionLeased
     | SessionReleased
     | SessionRevoked
+    | TelegramDown
+    | TelegramUp
+    | BackupTaken
+    | BackupFailed
 )
 
 EVENT_TYPES: Final[dict[str, type[EventBase]]] = {
@@ -234,5 +296,9 @@ EVENT_TYPES: Final[dict[str, type[EventBase]]] = {
         SessionLeased,
         SessionReleased,
         SessionRevoked,
+        TelegramDown,
+        TelegramUp,
+        BackupTaken,
+        BackupFailed,
     )
 }

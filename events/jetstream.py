@@ -3,18 +3,21 @@
 
 Appends are awaited ``js.publish`` calls with ``Nats-Expected-Last-Subject-Sequence`` and
 ``Nats-Msg-Id`` (never ``publish_async``: a rejected conditional publish there never resolves,
-see reference/jetstream.md). Timeouts and 503s are retried with the same Msg-Id; a full stream
-and an oversize message are refused at once. Reads through a consumer use ordered consumers that
-the server deletes :data:`OWN_CONSUMER_IDLE_S` after the read ends.
+see reference/jetstream.md). Every request, append or read, is retried with short tries within
+one deadline (:class:`events.jsretry.RetryPolicy`), appends with the same Msg-Id, so a stream
+leader election stalls a call for the election plus about a try; a full stream and an oversize
+message are refused at once. Reads through a consumer use ordered consumers that the server
+deletes :data:`OWN_CONSUMER_IDLE_S` after the read ends, re-created from where the read stands
+when they stop delivering.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Final
+from typing import Final, TypeVar
 
 import anyio
-import nats.errors
 import nats.js.errors
 from nats.js import JetStreamContext, api
 
@@ -26,8 +29,10 @@ from ._tenant import (
 )
 from .chain import MAC_HEADER, ChainKey, Head, Sealed
 from .errors import EventLogFullError, EventLogUnavailableError, EventTooLargeError
+from .jsretry import DEFAULT_POLICY, TRANSIENT, RetryPolicy, conditional_publish, retrying
 from .jsstorage import SERVICE_BUCKETS, STREAM, bucket_stream, ensure_stream, stream_use
 from .log import (
+    FENCE_HEADER,
     HEADER_ALLOWANCE,
     ChainedLog,
     StoredMessage,
@@ -50,19 +55,15 @@ stream holds the next message, before it gives up with EventLogUnavailableError.
 _WRONG_LAST_SEQUENCE: Final = frozenset({10071, 10164})
 _TOO_LARGE: Final = 10054  # message size exceeds maximum allowed
 _FULL: Final = frozenset({10077, 10047})  # maximum bytes/messages exceeded; no room on server
-_RETRYABLE: Final = (
-    nats.errors.TimeoutError,
-    nats.errors.NoRespondersError,
-    nats.js.errors.NoStreamResponseError,
-    nats.js.errors.ServiceUnavailableError,
-    nats.errors.ConnectionReconnectingError,
-)
+T = TypeVar("T")
 
 
 class JetStreamEventLog(ChainedLog):
     """EventLog on a JetStream stream (create it first with :func:`ensure_stream`).
 
     ``buckets``: the KV buckets whose fill :meth:`storage` reports after the log's.
+    ``retry``: how each request is tried (the default gives up after 15 s). ``timeout``: how
+    long a whole-log read waits for a consumer that delivers nothing before it checks.
     """
 
     def __init__(
@@ -72,64 +73,65 @@ class JetStreamEventLog(ChainedLog):
         *,
         stream: str = STREAM,
         timeout: float = 5.0,
-        retries: int = 6,
+        retry: RetryPolicy = DEFAULT_POLICY,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        clock: Callable[[], float] = time.monotonic,
         buckets: Sequence[str] = SERVICE_BUCKETS,
     ) -> None:
         super().__init__(key)
         self._js = js
         self._stream = stream
         self._timeout = timeout
-        self._retries = retries
+        self._retry = retry
         self._sleep = sleep
+        self._clock = clock
         self._buckets = tuple(buckets)
         self._max_msg_size: int | None = None
 
-    async def _publish(self, subject: str, sealed: Sealed, expected_seq: int) -> int:
-        delay = 0.1
-        for attempt in range(self._retries + 1):
-            # js.publish mutates the dict it is given: a fresh one for every try.
-            headers = {
-                "Nats-Msg-Id": sealed.event.id,
-                "Nats-Expected-Last-Subject-Sequence": str(expected_seq),
-                MAC_HEADER: sealed.mac,
-            }
-            try:
-                ack = await self._js.publish(
-                    subject,
-                    sealed.data,
-                    timeout=self._timeout,
-                    stream=self._stream,
-                    headers=headers,
-                )
-            except nats.js.errors.APIError as exc:
-                if exc.err_code in _WRONG_LAST_SEQUENCE:
-                    raise WrongLastSequenceError(_actual_from(exc.description)) from exc
-                tenant = tenant_of_subject(subject)
-                if exc.err_code == _TOO_LARGE:
-                    size = len(sealed.data) + HEADER_ALLOWANCE
-                    limit = self._max_msg_size or 0
-                    kind = type(sealed.event).__name__
-                    raise EventTooLargeError(tenant, kind, size, limit) from exc
-                if exc.err_code in _FULL:
-                    raise EventLogFullError(tenant, exc.description or "no room") from exc
-                if exc.code != 503 or attempt == self._retries:
-                    raise EventLogUnavailableError(f"append refused: {exc.description}") from exc
-            except _RETRYABLE as exc:
-                if attempt == self._retries:
-                    raise EventLogUnavailableError(f"append not acknowledged: {exc!r}") from exc
-            else:
-                return int(ack.seq)
-            await self._sleep(delay)
-            delay = min(delay * 2, 2.0)
-        raise AssertionError("unreachable")  # pragma: no cover
+    async def _call(self, call: Callable[[], Awaitable[T]], what: str) -> T:
+        """``call`` retried within the policy (``what`` names it in the error).
+
+        Raises:
+            EventLogUnavailableError: no answer within the deadline.
+        """
+        try:
+            return await retrying(call, policy=self._retry, clock=self._clock, sleep=self._sleep)
+        except TRANSIENT as exc:
+            raise EventLogUnavailableError(f"{what}: no answer: {exc!r}") from exc
+
+    async def _publish(
+        self, subject: str, sealed: Sealed, expected_seq: int, fence: str | None = None
+    ) -> int:
+        try:
+            return await conditional_publish(
+                self._js,
+                subject,
+                sealed.data,
+                stream=self._stream,
+                msg_id=sealed.event.id,
+                expected_seq=expected_seq,
+                headers={MAC_HEADER: sealed.mac, **({FENCE_HEADER: fence} if fence else {})},
+                policy=self._retry,
+                sleep=self._sleep,
+            )
+        except nats.js.errors.APIError as exc:
+            if exc.err_code in _WRONG_LAST_SEQUENCE:
+                raise WrongLastSequenceError(_actual_from(exc.description)) from exc
+            tenant = tenant_of_subject(subject)
+            if exc.err_code == _TOO_LARGE:
+                size = len(sealed.data) + HEADER_ALLOWANCE
+                limit = self._max_msg_size or 0
+                kind = type(sealed.event).__name__
+                raise EventTooLargeError(tenant, kind, size, limit) from exc
+            if exc.err_code in _FULL:
+                raise EventLogFullError(tenant, exc.description or "no room") from exc
+            raise EventLogUnavailableError(f"append refused: {exc.description}") from exc
+        except TRANSIENT as exc:
+            raise EventLogUnavailableError(f"append not acknowledged: {exc!r}") from exc
 
     async def _max_message_bytes(self) -> int | None:
         if self._max_msg_size is None:
-            try:
-                info = await self._js.stream_info(self._stream)
-            except _RETRYABLE as exc:
-                raise EventLogUnavailableError(f"stream info unavailable: {exc!r}") from exc
+            info = await self._call(lambda: self._js.stream_info(self._stream), "stream info")
             self._max_msg_size = info.config.max_msg_size or -1
         return self._max_msg_size if self._max_msg_size > 0 else None
 
@@ -140,11 +142,14 @@ class JetStreamEventLog(ChainedLog):
         while len(out) < _DIRECT_READS:
             try:
                 # Leader read (not direct): read-after-write consistent.
-                msg = await self._js.get_msg(self._stream, seq=seq, subject=subject, next=True)
+                msg = await self._call(
+                    lambda seq=seq: self._js.get_msg(  # type: ignore[misc]
+                        self._stream, seq=seq, subject=subject, next=True
+                    ),
+                    f"read of {tenant!r}",
+                )
             except nats.js.errors.NotFoundError:
                 return out
-            except _RETRYABLE as exc:
-                raise EventLogUnavailableError(f"read of {tenant!r} failed: {exc!r}") from exc
             stored_ns = int(msg.time.timestamp() * 1e9) if msg.time else 0
             mac = (msg.headers or {}).get(MAC_HEADER, "")
             out.append(
@@ -153,50 +158,74 @@ class JetStreamEventLog(ChainedLog):
             )  # fmt: skip
             seq = out[-1].seq + 1
         try:
-            last = await self._js.get_last_msg(self._stream, subject)
-            end = int(last.seq or 0)
-            if end >= seq:
-                out.extend(await self._stream_subject(subject, seq, end))
+            last = await self._call(
+                lambda: self._js.get_last_msg(self._stream, subject), f"read of {tenant!r}"
+            )
         except nats.js.errors.NotFoundError:
-            pass
-        except (*_RETRYABLE, TimeoutError) as exc:
-            raise EventLogUnavailableError(f"read of {tenant!r} failed: {exc!r}") from exc
+            return out
+        end = int(last.seq or 0)
+        if end >= seq:
+            out.extend(await self._stream_subject(subject, seq, end))
         return out
 
     async def _stream_subject(self, subject: str, start: int, end: int) -> list[StoredMessage]:
-        """The subject's messages from ``start`` to ``end`` through an ordered consumer."""
-        inbox = Inbox()
-        sub = await self._follow(subject, start, inbox)
+        """The subject's messages from ``start`` to ``end`` through an ordered consumer,
+        re-created from where the read stands when nothing arrives for two tries' time (its
+        server died with the stream leader), within the policy's deadline.
+
+        Raises:
+            EventLogUnavailableError: the messages did not all arrive within the deadline.
+        """
+        deadline = self._clock() + self._retry.deadline_s
         out: list[StoredMessage] = []
-        try:
-            with anyio.fail_after(self._timeout):
+        while True:
+            position = out[-1].seq + 1 if out else start
+            inbox = Inbox()
+            sub = await self._follow(subject, position, inbox)
+            try:
                 while not out or out[-1].seq < end:
                     chunk = inbox.take()
                     if chunk:
                         out.extend(message for message in chunk if message.seq <= end)
-                    else:
+                        continue
+                    with anyio.move_on_after(2 * self._retry.try_s) as waited:
                         await inbox.wait()
-        finally:
-            with anyio.CancelScope(shield=True):
-                await sub.unsubscribe()
-        return out
+                    if waited.cancelled_caught:
+                        break
+                else:
+                    return out
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await sub.unsubscribe()
+            if self._clock() >= deadline:
+                raise EventLogUnavailableError(
+                    f"read of {subject} stalled at sequence {position}: nothing delivered"
+                )
 
     async def _follow(
         self, subject: str, start: int, inbox: Inbox
     ) -> JetStreamContext.PushSubscription:
         """An ordered consumer on ``subject`` from stream sequence ``start`` filing into
-        ``inbox`` (unsubscribe it when done)."""
-        return await self._js.subscribe(
-            subject,
-            stream=self._stream,
-            cb=inbox.deliver,
-            ordered_consumer=True,
-            inactive_threshold=OWN_CONSUMER_IDLE_S,
-            config=api.ConsumerConfig(
-                deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start
+        ``inbox`` (unsubscribe it when done). A try cut short leaves at most a consumer that
+        nobody listens to, which the server deletes when idle.
+
+        Raises:
+            EventLogUnavailableError: the consumer was not created within the deadline.
+        """
+        return await self._call(
+            lambda: self._js.subscribe(
+                subject,
+                stream=self._stream,
+                cb=inbox.deliver,
+                ordered_consumer=True,
+                inactive_threshold=OWN_CONSUMER_IDLE_S,
+                config=api.ConsumerConfig(
+                    deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start
+                ),
+                pending_msgs_limit=-1,
+                pending_bytes_limit=-1,
             ),
-            pending_msgs_limit=-1,
-            pending_bytes_limit=-1,
+            f"consumer on {subject}",
         )
 
     async def read_chunks(
@@ -254,42 +283,43 @@ class JetStreamEventLog(ChainedLog):
         """Whether the stream still holds a message with a sequence from ``first`` to
         ``last`` (a leader read: what the stream holds now, not what a replica has seen)."""
         try:
-            msg = await self._js.get_msg(
-                self._stream, seq=first, subject=EVENT_SUBJECT_WILDCARD, next=True
+            msg = await self._call(
+                lambda: self._js.get_msg(
+                    self._stream, seq=first, subject=EVENT_SUBJECT_WILDCARD, next=True
+                ),
+                "read of the log",
             )
         except nats.js.errors.NotFoundError:
             return False
-        except _RETRYABLE as exc:
-            raise EventLogUnavailableError(f"read of the log failed: {exc!r}") from exc
         return int(msg.seq or 0) <= last
 
     async def head(self, tenant: str) -> Head:
         subject = event_subject(tenant)
         try:
-            msg = await self._js.get_last_msg(self._stream, subject)
+            msg = await self._call(
+                lambda: self._js.get_last_msg(self._stream, subject), f"head of {tenant!r}"
+            )
         except nats.js.errors.NotFoundError:
             return Head()
-        except _RETRYABLE as exc:
-            raise EventLogUnavailableError(f"head of {tenant!r} unavailable: {exc!r}") from exc
         return Head(int(msg.seq or 0), (msg.headers or {}).get(MAC_HEADER, ""))
 
     async def last_seq(self) -> int:
-        try:
-            info = await self._js.stream_info(self._stream)
-        except _RETRYABLE as exc:
-            raise EventLogUnavailableError(f"stream info unavailable: {exc!r}") from exc
+        info = await self._call(lambda: self._js.stream_info(self._stream), "stream info")
         return int(info.state.last_seq)
 
     async def storage(self) -> list[StorageUse]:
         uses: list[StorageUse] = []
         for name in (self._stream, *(bucket_stream(b) for b in self._buckets)):
-            use = await stream_use(self._js, name)
+            use = await stream_use(self._js, name, retry=self._retry)
             if use is not None:
                 uses.append(use)
         return uses
 
     async def tenants(self) -> list[str]:
-        info = await self._js.stream_info(self._stream, subjects_filter=EVENT_SUBJECT_WILDCARD)
+        info = await self._call(
+            lambda: self._js.stream_info(self._stream, subjects_filter=EVENT_SUBJECT_WILDCARD),
+            "stream info",
+        )
         found: list[str] = []
         for subject in info.state.subjects or {}:
             try:

@@ -20,6 +20,7 @@ from nats.js.kv import KeyValue
 
 from ._tenant import EVENT_SUBJECT_WILDCARD
 from .errors import EventLogUnavailableError, StorageLimitError
+from .jsretry import DEFAULT_POLICY, RetryPolicy, retrying
 from .storage import StorageLimits, StoragePolicy, StorageUse
 
 __all__ = [
@@ -175,14 +176,16 @@ async def ensure_bucket(
     return await js.key_value(bucket)
 
 
-async def stream_use(js: JetStreamContext, name: str) -> StorageUse | None:
-    """How full the stream ``name`` is (None: there is no such stream).
+async def stream_use(
+    js: JetStreamContext, name: str, *, retry: RetryPolicy = DEFAULT_POLICY
+) -> StorageUse | None:
+    """How full the stream ``name`` is (None: there is no such stream), asked with ``retry``.
 
     Raises:
         EventLogUnavailableError: JetStream did not answer.
     """
     try:
-        info = await js.stream_info(name)
+        info = await retrying(lambda: js.stream_info(name), policy=retry)
     except nats.js.errors.NotFoundError:
         return None
     except _UNAVAILABLE as exc:

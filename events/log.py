@@ -9,7 +9,7 @@ adapter both subclass it and pass one contract suite (``tests/events/test_log_co
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Final
 
 from ._tenant import event_subject
@@ -21,6 +21,7 @@ from .records import Record, StoredMessage, Undecodable, decode_stored
 from .storage import StorageUse
 
 __all__ = [
+    "FENCE_HEADER",
     "HEADER_ALLOWANCE",
     "MAX_CHUNK",
     "ChainedLog",
@@ -34,6 +35,10 @@ __all__ = [
 
 MAX_CHUNK: Final = 4096
 """The most messages one :meth:`EventLog.read_chunks` chunk holds (it bounds the buffer)."""
+FENCE_HEADER: Final = "Tgqr-Fence"
+"""``<instance> <partition>/<fence>``: which instance appended a message, under which claim of
+the tenant's partition (several instances; README, "Running more than one"). Not covered by
+the chain's MAC: it is the writers' bookkeeping, which an audit compares, not the event."""
 HEADER_ALLOWANCE: Final = 512
 """Bytes counted for an event's headers (id, expected sequence, MAC, stream) when its size is
 checked against the log's message size limit before anything is published."""
@@ -130,6 +135,12 @@ class EventLog(abc.ABC):
 class ChainedLog(EventLog):
     """Chained, optimistic, idempotent ``append`` over an adapter's single-event publish."""
 
+    fence: Callable[[str], str] | None = None
+    """Set by a service that shares the log with other instances: the :data:`FENCE_HEADER`
+    of an append of the tenant's, asked before each message. It raises when this instance may
+    not write the tenant now, and nothing more is published. Aggregates whose id starts with
+    ``_`` (the service's own chains) are not fenced."""
+
     def __init__(self, key: ChainKey) -> None:
         self._key = key
 
@@ -147,8 +158,11 @@ class ChainedLog(EventLog):
         return check_tenant(tenant, items, self._key, after=after)
 
     @abc.abstractmethod
-    async def _publish(self, subject: str, sealed: Sealed, expected_seq: int) -> int:
+    async def _publish(
+        self, subject: str, sealed: Sealed, expected_seq: int, fence: str | None = None
+    ) -> int:
         """Store one event if the subject's last sequence is ``expected_seq``; return its seq.
+        ``fence``: the :data:`FENCE_HEADER` to store with it.
 
         Raises:
             WrongLastSequenceError: the subject's last sequence differs.
@@ -185,8 +199,11 @@ class ChainedLog(EventLog):
             sealed = seal(pending[0], head.mac, self._key)
             # The sealed event keeps its id from now on: a resend carries the same Nats-Msg-Id.
             pending[0] = sealed.event
+            fence = None
+            if self.fence is not None and not tenant.startswith("_"):
+                fence = self.fence(tenant)
             try:
-                seq = await self._publish(subject, sealed, head.seq)
+                seq = await self._publish(subject, sealed, head.seq, fence)
             except WrongLastSequenceError as exc:
                 head, done = await self._reconcile(tenant, pending, head, exc.actual)
                 pending = pending[done:]

@@ -38,7 +38,10 @@ class MemoryEventLog(ChainedLog):
         self._limits = limits
         self._bytes = 0
 
-    async def _publish(self, subject: str, sealed: Sealed, expected_seq: int) -> int:
+    async def _publish(
+        self, subject: str, sealed: Sealed, expected_seq: int, fence: str | None = None
+    ) -> int:
+        del fence  # the fake keeps no headers but the MAC
         actual = self._last_by_subject.get(subject, 0)
         if actual != expected_seq:
             raise WrongLastSequenceError(actual)

@@ -15,7 +15,15 @@ from typing import Final
 
 import msgspec
 
-from events import ChainKey, StoredMessage, UndecodableEventError, current_json, tenant_of_subject
+from events import (
+    EVENT_SUBJECT_PREFIX,
+    SERVICE_PREFIX,
+    ChainKey,
+    StoredMessage,
+    UndecodableEventError,
+    current_json,
+    tenant_of_subject,
+)
 
 __all__ = ["STATUS_COLUMNS", "STATUS_SQL", "Staged", "quarantine_rows", "stage"]
 
@@ -40,6 +48,7 @@ STATUS_COLUMNS: Final = (
     "lease_expires_at",
     "proxy",
 )
+_SERVICE_SUBJECTS: Final = EVENT_SUBJECT_PREFIX + SERVICE_PREFIX
 _COUNTERS: Final = frozenset({"attempt", "attempts", "qr_issued", "flood_waits", "restarts"})
 
 
@@ -58,7 +67,9 @@ STATUS_SQL: Final = (
     "SELECT * FROM (SELECT "  # noqa: S608 (fixed column names)
     + ", ".join(_status_column(name) for name in STATUS_COLUMNS)
     + " FROM tenant_status s FULL OUTER JOIN"
-    " (SELECT DISTINCT tenant FROM quarantine) q ON s.tenant = q.tenant)"
+    # (the service's own chains, ``_telegram``, are no tenants)
+    " (SELECT DISTINCT tenant FROM quarantine WHERE NOT starts_with(tenant, '_')) q"
+    " ON s.tenant = q.tenant)"
 )
 
 
@@ -72,6 +83,7 @@ class Staged:
     dead: list[tuple[int, str, str]]
     lifted: list[int]
     heads: dict[str, str]  # tenant -> MAC of its last good event in this batch
+    service: list[tuple[int, bytes]]  # (seq, doc) of the service's own chains (``_telegram``)
 
 
 def stage(
@@ -89,6 +101,7 @@ def stage(
     dead: list[tuple[int, str, str]] = []
     lifted: list[int] = []
     moved: dict[str, str] = {}
+    service: list[tuple[int, bytes]] = []
     for item in items:
         try:
             if key is not None and not (item.mac and key.check(item.data, item.mac)):
@@ -105,9 +118,13 @@ def stage(
                 continue
         if b'"type":"QuarantineLifted"' in doc:
             lifted.extend(_LIFTED.decode(doc).sequences)
+        if item.subject.startswith(_SERVICE_SUBJECTS):
+            service.append((item.seq, doc))  # checked like any chain, kept out of tenants'
+            continue
         docs.append(doc)
         seqs.append(str(item.seq))
-    return Staged(",".join(seqs), b"\n".join(docs).decode(), len(docs), dead, lifted, moved)
+    joined = b"\n".join(docs).decode()
+    return Staged(",".join(seqs), joined, len(docs), dead, lifted, moved, service)
 
 
 def _broken_link(

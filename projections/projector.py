@@ -28,6 +28,7 @@ from anyio import to_thread
 from events import ChainKey, EventLog, StoredMessage
 
 from ._storage import storage_report, watch_storage
+from ._telegram import telegram_health
 from .metrics import DEFAULT_WINDOW_S
 from .store import REBUILD, FaultHook, ProjectionStore
 
@@ -255,6 +256,7 @@ class Projector:
             "checkpoint": info.seq,
             "duckdb": "ok",
             "storage": storage_report(await self._log.storage()),
+            "telegram": telegram_health(await to_thread.run_sync(self._store.telegram_down)),
         }
         if self._rebuilding:
             reply["rebuild"] = {"seq": self._rebuild_seq, "target": self._rebuild_target}

@@ -45,6 +45,7 @@ from typing import Final
 
 import msgspec
 
+from ._telegram import TELEGRAM_TABLE, telegram_schema_sql
 from .leases import LEASE_TABLE, lease_fold_sql, lease_schema_sql
 
 __all__ = [
@@ -66,6 +67,7 @@ TABLES: Final = (
     "dead_letters",
     "quarantine",
     LEASE_TABLE,
+    TELEGRAM_TABLE,
     "checkpoint",
 )
 
@@ -140,6 +142,7 @@ def schema_sql(sfx: str) -> list[str]:
         # Files made before proxies existed: NULL until the tenant's next LoginStarted.
         f"ALTER TABLE tenant_status{sfx} ADD COLUMN IF NOT EXISTS proxy VARCHAR",
         lease_schema_sql(sfx),
+        telegram_schema_sql(sfx),
         f"""CREATE TABLE IF NOT EXISTS login_attempts{sfx} (
             tenant VARCHAR NOT NULL, attempt BIGINT NOT NULL, started_at TIMESTAMP,
             first_qr_at TIMESTAMP, scanned_at TIMESTAMP, authorized_at TIMESTAMP,

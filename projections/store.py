@@ -29,6 +29,7 @@ from events import (
 )
 
 from ._staging import STATUS_COLUMNS, STATUS_SQL, quarantine_rows, stage
+from ._telegram import TELEGRAM_DOWN_SQL, TELEGRAM_TABLE, telegram_rows
 from .errors import ProjectionStoreError
 from .leases import LEASE_TABLE, lease_metrics_sql
 from .metrics import metrics_sql, shape_metrics, window_bounds
@@ -231,6 +232,9 @@ class ProjectionStore:
         if staged.heads:
             with cur.appender(f"chain_heads{sfx}", action="upsert") as app:
                 app.append_rows(list(staged.heads.items()))
+        if staged.service:
+            with cur.appender(f"{TELEGRAM_TABLE}{sfx}", action="upsert") as app:
+                app.append_rows(telegram_rows(staged.service))
         if staged.lifted:
             released = ",".join(str(int(seq)) for seq in staged.lifted)
             cur.execute(f"DELETE FROM quarantine{sfx} WHERE seq IN ({released})")  # noqa: S608
@@ -296,6 +300,11 @@ class ProjectionStore:
             }
             for row in rows
         ]
+
+    def telegram_down(self) -> list[tuple[Any, ...]]:
+        """``(dc, since, failures, retry_after_s)`` of the DCs whose last word is down. Blocks."""
+        with self._cursor() as cur:
+            return cur.execute(TELEGRAM_DOWN_SQL).fetchall()
 
     def metrics(self, *, now: datetime, window_s: int, tenant: str | None = None) -> dict[str, Any]:
         """The metrics reply (see :mod:`projections.metrics`) for a window ending at ``now``."""

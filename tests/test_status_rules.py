@@ -38,6 +38,8 @@ from actors.login import (
 from events import (
     ActorRestarted,
     Authorized,
+    BackupFailed,
+    BackupTaken,
     Event,
     Expired,
     FloodWaited,
@@ -52,7 +54,9 @@ from events import (
     Scanned,
     SessionLeased,
     SessionReleased,
+    TelegramUp,
 )
+from events import TelegramDown as DcDown
 from projections import ProjectionStore
 from tests.projections._histories import T0, arbitrary_histories, as_stored, histories
 from tests.projections.model import Fold
@@ -199,6 +203,10 @@ def _event(kind: type[Event], second: int, tenant: str = "acme") -> Event:
         QuarantineLifted: {"sequences": (2,)},
         SessionLeased: {"holder": "app", "lease_id": "l1", "fence": 3, "expires_at": later},
         SessionReleased: {"lease_id": "l1", "reason": "released"},
+        DcDown: {"dc": 2, "failures": 5, "retry_after_s": 2.0},
+        TelegramUp: {"dc": 2, "down_s": 3.0},
+        BackupTaken: {"backup_id": "b", "full": True, "first_seq": 1, "last_seq": 2, "bytes": 9},
+        BackupFailed: {"error": "BackupTargetError"},
     }
     return kind(**env, **extra.get(kind, {}))
 

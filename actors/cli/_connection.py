@@ -73,6 +73,7 @@ _ROLE_OF: Final[dict[tuple[str, str | None], Role]] = {
     ("sim", "serve"): "service",
     ("sim", "devices"): "service",
     ("sim", "terminate"): "service",
+    ("backup", None): "service",
 }
 
 
@@ -102,7 +103,9 @@ _VIOLATIONS: Final[weakref.WeakKeyDictionary[Client, tuple[NatsAuth, Violations]
 )
 
 
-async def _connect(args: argparse.Namespace, violations: Violations) -> tuple[Client, NatsAuth]:
+async def _connect(
+    args: argparse.Namespace, violations: Violations, *, reconnect: bool = False
+) -> tuple[Client, NatsAuth]:
     urls, url_file = _nats_urls(args)
     try:
         auth = resolve_auth(
@@ -116,7 +119,7 @@ async def _connect(args: argparse.Namespace, violations: Violations) -> tuple[Cl
             urls,
             auth=auth,
             name=f"tgqr-cli-{auth.role}",
-            reconnect=False,
+            reconnect=reconnect,
             connect_timeout=3,
             violations=violations,
         )
@@ -133,17 +136,18 @@ async def _connect(args: argparse.Namespace, violations: Violations) -> tuple[Cl
 
 
 @asynccontextmanager
-async def connected(args: argparse.Namespace) -> AsyncIterator[Client]:
+async def connected(args: argparse.Namespace, *, reconnect: bool = False) -> AsyncIterator[Client]:
     """A NATS connection to the service (``--nats``, else the URL ``tgqr up`` wrote) as the
     command's role (:func:`role_of`), closed when the block exits. Blocks while connecting
-    (at most a few seconds).
+    (at most a few seconds). ``reconnect``: ride out a lost connection (long-running
+    commands such as ``sim serve``).
 
     Raises:
         CliError: no URL to connect to, bad credentials options, or NATS does not answer
             there or refuses the role's credentials.
     """
     violations = Violations()
-    nc, auth = await _connect(args, violations)
+    nc, auth = await _connect(args, violations, reconnect=reconnect)
     _VIOLATIONS[nc] = (auth, violations)
     try:
         yield nc

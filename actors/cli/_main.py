@@ -37,6 +37,8 @@ from ._admin import (
     cmd_vault_rotate,
 )
 from ._args import CliParser, int_in, iso_time, tenant_arg
+from ._backup import add_backup_commands
+from ._cluster import add_cluster_command
 from ._connection import EXIT_FAIL, EXIT_OK, CliError, data_dir
 from ._link import cmd_link
 from ._logformat import LogFormatError, log_formatter
@@ -44,6 +46,7 @@ from ._login import cmd_login, cmd_simple
 from ._page import add_page_command
 from ._session import add_session_commands
 from ._sim_devices import add_sim_device_commands
+from ._sim_serve import add_sim_serve_command
 from ._tenant import cmd_tenant_repair
 
 __all__ = ["main"]
@@ -61,6 +64,7 @@ async def _cmd_up(args: argparse.Namespace) -> int:
         replicas=args.replicas,
         http=args.http,
         metrics=args.metrics,
+        sim=args.sim,
     )
     # Before anything else: a second `tgqr up` on this directory changes nothing in it.
     with lock_data_dir(config.data_dir):
@@ -74,6 +78,7 @@ async def _serve(config: ServiceConfig) -> int:
     async with anyio.create_task_group() as tg:
         running = await tg.start(run_service, config)
         mode = "simulator" if running.sim else "Telegram"
+        mode = "shared simulator" if config.simulated and config.sim_shared else mode
         page = f", page {running.page.url}" if running.page else ""
         page += f", metrics {running.metrics_url}/metrics" if running.metrics_url else ""
         print(
@@ -136,6 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics",
         metavar="HOST:PORT",
         help="/metrics, /healthz, /readyz (default: $TGQR_METRICS or 127.0.0.1:9464; off: none)",
+    )
+    up.add_argument(
+        "--sim",
+        choices=("own", "shared"),
+        help="simulator mode: own simulator (default), or `tgqr sim serve`'s ($TGQR_SIM)",
     )
     up.set_defaults(run=_cmd_up)
 
@@ -217,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--dc", type=int_in(1, 5))
     scan.set_defaults(run=cmd_sim_scan)
     add_sim_device_commands(ssub, common)
+    add_sim_serve_command(ssub, common)
 
     tenant = sub.add_parser("tenant", help="tenant maintenance")
     tsub = tenant.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -230,6 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_session_commands(sub, common, tenant_arg)
     add_page_command(sub, common)
+    add_backup_commands(sub, common)
+    add_cluster_command(sub, common)
 
     demo = sub.add_parser("demo", parents=[common], help="what `make demo` runs")
     demo.set_defaults(run=_cmd_demo)

@@ -2,7 +2,10 @@
 
 ``tgqr up`` starts one (on the socket it bound, with ``--listen-fd``); more can run anywhere
 that reaches NATS, given the chain and link keys (``TGQR_CHAIN_KEY``, ``TGQR_LINK_KEY`` or the
-key files of ``--data``): links are signed, so any replica serves any tenant.
+key files of ``--data``): links are signed, so any replica serves any tenant. As a Telegram
+Mini App it checks the launch data with ``TGQR_BOT_TOKEN`` (or ``TGQR_BOT_TOKEN_FILE``; or,
+without the token, Telegram's public key and ``TGQR_BOT_ID``), at most
+``TGQR_INITDATA_MAX_AGE_S`` old (default 3600).
 """
 
 from __future__ import annotations

@@ -22,6 +22,10 @@ from ._ratelimit import (
     RateLimiterStatistics,
     UnknownVerbError,
 )
+from ._route import (
+    FORWARD_PREFIX,
+    Router,
+)
 from ._service import (
     SRV_PER_S,
     open_micro_service,
@@ -39,6 +43,7 @@ __all__ = [
     "COMMAND_SUBJECT",
     "DEDUPE_BUCKET",
     "DEFAULT_LIMITS",
+    "FORWARD_PREFIX",
     "SESSION_LIMITS",
     "SESSION_SUBJECT",
     "SRV_PER_S",
@@ -49,6 +54,7 @@ __all__ = [
     "RateLimiter",
     "RateLimiterStatistics",
     "Repeats",
+    "Router",
     "SessionEndpoint",
     "UnknownVerbError",
     "error_reply",

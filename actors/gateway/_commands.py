@@ -18,7 +18,7 @@ ran (``unavailable``, ``rate_limited``) gives both up, so a retry with the same 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Final
@@ -47,8 +47,9 @@ log = logging.getLogger("tgqr.commands")
 COMMAND_SUBJECT: Final = "tgqr.cmd.*.*"
 _encoder: Final = msgspec.json.Encoder()
 
-LinkIssuer = Callable[[str, int], Mapping[str, object]]
-"""(tenant, ttl_s) -> the ``link`` reply's fields (``url``, ``expires_at``)."""
+Handler = Callable[[Request], Awaitable[None]]
+LinkIssuer = Callable[[str, int, str], Mapping[str, object]]
+"""(tenant, ttl_s, lang) -> the ``link`` reply's fields (``url``, ``expires_at``)."""
 
 
 @dataclass(slots=True)
@@ -90,6 +91,7 @@ class CommandEndpoint:
         version: str = "0.1.0",
         links: LinkIssuer | None = None,
         more_endpoints: Sequence[MicroEndpoint] = (),
+        route: Callable[[Handler], Handler] | None = None,
     ) -> None:
         self._nc = nc
         self._supervisor = supervisor
@@ -101,6 +103,7 @@ class CommandEndpoint:
         self._version = version
         self._links = links
         self._more_endpoints = tuple(more_endpoints)
+        self._route = route
         self._admission = Admission(
             self._decide,
             name="commands",
@@ -114,7 +117,10 @@ class CommandEndpoint:
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Register the micro service and serve; on cancellation stop taking commands first."""
-        endpoints = [("command", COMMAND_SUBJECT, self._admission.enqueue), *self._more_endpoints]
+        handler: Handler = self._admission.enqueue
+        if self._route is not None:
+            handler = self._route(handler)  # to the tenant's owning instance
+        endpoints = [("command", COMMAND_SUBJECT, handler), *self._more_endpoints]
         async with anyio.create_task_group() as tg:
             await tg.start(self._admission.run)
             async with open_micro_service(
@@ -136,7 +142,7 @@ class CommandEndpoint:
         except BadRequestError as exc:
             return Ticket(reply=exc.reply)
         if isinstance(command, LinkRequest):
-            return Ticket(reply=self._link(tenant, command.ttl_s))
+            return Ticket(reply=self._link(tenant, command.ttl_s, command.lang))
         key = dedupe_key(request.subject, msg_id) if msg_id and self._dedupe is not None else None
         parsed = _Parsed(tenant, verb, command, request.headers or {}, key)
         pending = Pending(tenant, verb)
@@ -151,14 +157,14 @@ class CommandEndpoint:
             finish=partial(self._record, turn),
         )
 
-    def _link(self, tenant: str, ttl_s: int) -> bytes:
+    def _link(self, tenant: str, ttl_s: int, lang: str) -> bytes:
         """``link``: a signed link to the tenant's page, from here (rate limited, no event)."""
         retry_after = self._limiter.check(tenant, "link", self._monotonic())
         if retry_after is not None:
             return rate_limited(tenant, "link", retry_after, self._telemetry, "commands")
         if self._links is None:
             return error_reply("unavailable", "this service serves no web page (no --http)")
-        return _encoder.encode({"ok": True, **self._links(tenant, ttl_s)})
+        return _encoder.encode({"ok": True, **self._links(tenant, ttl_s, lang)})
 
     def _submit(self, parsed: _Parsed, pending: Pending) -> None:
         """Rate limit, span, and the tenant's mailbox (synchronous: keeps the order)."""

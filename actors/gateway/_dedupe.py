@@ -22,6 +22,8 @@ from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
 from events import StorageLimits, StoragePolicy
+from events.jskv import RetryingKv
+from events.jsretry import DEFAULT_POLICY, RetryPolicy
 from events.jsstorage import ensure_bucket
 
 __all__ = ["DEDUPE_BUCKET", "PENDING", "DedupeStore", "KvDedupe", "MemoryDedupe", "dedupe_key"]
@@ -101,10 +103,17 @@ class MemoryDedupe:
 
 
 class KvDedupe:
-    """The store on a JetStream KV bucket whose entries expire after the dedupe window."""
+    """The store on a JetStream KV bucket whose entries expire after the dedupe window; each
+    call retried within ``retry`` (a claim resent after no answer stays this caller's)."""
 
-    def __init__(self, kv: KeyValue) -> None:
-        self._kv = kv
+    def __init__(
+        self,
+        kv: KeyValue,
+        *,
+        js: JetStreamContext | None = None,
+        retry: RetryPolicy = DEFAULT_POLICY,
+    ) -> None:
+        self._kv = RetryingKv(kv, DEDUPE_BUCKET, js=js, policy=retry)
 
     @classmethod
     async def open(
@@ -114,6 +123,7 @@ class KvDedupe:
         window_s: float = 120.0,
         replicas: int = 1,
         limits: StorageLimits | None = None,
+        retry: RetryPolicy = DEFAULT_POLICY,
     ) -> KvDedupe:
         """Bind to (or create) the bucket ``tgqr_dedupe``, its limits brought up to date
         (``limits``: the storage policy's default for dedupe; when full, new claims fail).
@@ -131,7 +141,7 @@ class KvDedupe:
             ttl=window_s,
             replicas=replicas,
         )
-        return cls(kv)
+        return cls(kv, js=js, retry=retry)
 
     async def claim(self, key: str) -> bytes | None:
         try:

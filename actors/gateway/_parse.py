@@ -8,13 +8,19 @@ whose message names the field and its limits in plain words (:func:`events.plain
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
 from actors.login import Cancel, Logout, Password, Start
 from actors.telegram.proxy import Proxy, ProxyUrlError
-from events import DeviceInfo, InvalidTenantError, plain_decode_error, validate_tenant
+from events import (
+    DeviceInfo,
+    InvalidTenantError,
+    is_service_chain,
+    plain_decode_error,
+    validate_tenant,
+)
 
 __all__ = [
     "MAX_BODY",
@@ -69,6 +75,8 @@ class LinkRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """``link``: answered by the endpoint itself (a signed page link); writes no event."""
 
     ttl_s: Annotated[int, msgspec.Meta(ge=1, le=600)] = 600
+    lang: Literal["", "en", "ru"] = ""
+    """The page's language when neither Telegram nor the browser names one (signed in)."""
 
 
 _DECODERS: Final[dict[str, msgspec.json.Decoder[Any]]] = {
@@ -108,6 +116,10 @@ def decode_request(
         validate_tenant(tenant)
     except InvalidTenantError as exc:
         raise BadRequestError("invalid_tenant", str(exc)) from exc
+    if is_service_chain(tenant):  # ``_telegram`` and the like are the service's own chains
+        raise BadRequestError(
+            "invalid_tenant", f"tenant ids starting with _ are reserved ({tenant!r})"
+        )
     decoder = decoders.get(verb)
     if decoder is None:
         verbs = ", ".join(decoders)

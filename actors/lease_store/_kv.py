@@ -14,6 +14,8 @@ from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
 from events import StorageLimitError, validate_tenant
+from events.jskv import RetryingKv
+from events.jsretry import DEFAULT_POLICY, RetryPolicy
 from events.jsstorage import ensure_bucket
 from events.storage import StorageLimits, StoragePolicy
 
@@ -35,12 +37,19 @@ _UNAVAILABLE: Final = (nats.errors.Error, OSError)
 
 class KvLeaseStore:
     """The lease store on a JetStream KV bucket (history 1, leader reads: read-after-write
-    consistent). Create it with :meth:`open`. Every method awaits JetStream requests (each
-    bounded by the client's request timeout) and raises :class:`LeaseStoreUnavailableError`
-    when they fail."""
+    consistent). Create it with :meth:`open`. Every method awaits JetStream requests, retried
+    within ``retry`` (a write resent after no answer is recognised as stored, never reported as
+    a conflict), and raises :class:`LeaseStoreUnavailableError` when they fail."""
 
-    def __init__(self, kv: KeyValue, *, bucket: str = LEASES_BUCKET) -> None:
-        self._kv = kv
+    def __init__(
+        self,
+        kv: KeyValue,
+        *,
+        js: JetStreamContext | None = None,
+        bucket: str = LEASES_BUCKET,
+        retry: RetryPolicy = DEFAULT_POLICY,
+    ) -> None:
+        self._kv = RetryingKv(kv, bucket, js=js, policy=retry)
         self._bucket = bucket
 
     def __repr__(self) -> str:
@@ -54,6 +63,7 @@ class KvLeaseStore:
         replicas: int = 1,
         bucket: str = LEASES_BUCKET,
         limits: StorageLimits | None = None,
+        retry: RetryPolicy = DEFAULT_POLICY,
     ) -> KvLeaseStore:
         """Bind to ``bucket``, creating it when missing or bringing its limits up to date
         (idempotent; ``limits``: the storage policy's default for leases, with values of at
@@ -78,7 +88,7 @@ class KvLeaseStore:
             raise LeaseStoreUnavailableError(
                 f"lease bucket {bucket!r} unavailable: {exc!r}"
             ) from exc
-        return cls(kv, bucket=bucket)
+        return cls(kv, js=js, bucket=bucket, retry=retry)
 
     async def get(self, tenant: str) -> StoredLease | None:
         validate_tenant(tenant)

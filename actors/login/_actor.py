@@ -17,7 +17,12 @@ from dataclasses import replace
 import anyio
 import anyio.abc
 
-from actors.telegram import SessionRevokedError, TelegramError, TelegramUnavailableError
+from actors.telegram import (
+    BreakerOpenError,
+    SessionRevokedError,
+    TelegramError,
+    TelegramUnavailableError,
+)
 from events import Authorized, DeviceInfo, TenantQuarantinedError
 
 from ._attempt import run_attempt
@@ -163,6 +168,9 @@ async def _command(
         return current  # answered ``unavailable`` while it waited: it must not run
     try:
         decision, current = await _act(ledger, envelope, current, launch)
+    except BreakerOpenError as exc:  # nothing was dialled, nothing stored
+        retry = {"retry_after_s": exc.retry_after_s}
+        decision = Decision(error="unavailable", message=str(exc), extra=retry)
     except TelegramError as exc:
         _log.info("telegram error %s tenant=%s", type(exc).__name__, ledger.tenant)
         decision = Decision(error="unavailable", message=_telegram_trouble(exc))
@@ -237,6 +245,9 @@ def _before_start(ledger: Ledger, start: Start) -> Callable[[Decision], Awaitabl
     log_out = log_out_before(ledger.deps, ledger.tenant, ledger.state.device)
 
     async def before(decision: Decision) -> None:
+        gate = ledger.deps.telegram_gate
+        if gate is not None and start.proxy_url is None and ledger.deps.proxy is None:
+            gate()  # its DC's breaker is open: refused before anything is dialled or stored
         await log_out(decision)
         vault = ledger.deps.vault
         if start.proxy_url is not None:

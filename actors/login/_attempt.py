@@ -21,6 +21,7 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectSendStream
 
 from actors.telegram import (
+    BreakerOpenError,
     FloodWaitError,
     PasswordInvalidError,
     ProxyAuthError,
@@ -76,7 +77,17 @@ async def run_attempt(
 class _Driver:
     """The attempt task's own state: the latest copy of the tenant's state and its timers."""
 
-    __slots__ = ("_deps", "_handle", "_outbox", "_state", "_tg", "_timer", "_version", "_waits")
+    __slots__ = (
+        "_deps",
+        "_handle",
+        "_kept",
+        "_outbox",
+        "_state",
+        "_tg",
+        "_timer",
+        "_version",
+        "_waits",
+    )
 
     def __init__(
         self,
@@ -93,6 +104,7 @@ class _Driver:
         self._tg: TaskGroup | None = None
         self._timer = anyio.CancelScope()
         self._waits = 0
+        self._kept: TelegramClientPort | None = None  # the client whose key the vault holds
 
     def _live(self) -> bool:
         return self._state.attempt == self._handle.number and self._state.live
@@ -122,21 +134,49 @@ class _Driver:
                 await self.report(SessionLost())
                 return
             session = entry.session
+        elif self._state.qr_url is not None:
+            # A QR of this attempt was shown: reconnect with the key that exported it, so a
+            # scan that landed while no actor held it (a crash, a hand-over) still logs in.
+            entry = await deps.vault.get(tenant)
+            if entry is not None and entry.stage == "pre_auth":
+                session = entry.session
         device = self._state.device
-        try:
-            async with (
-                open_client(deps, tenant, session, device=device) as client,
-                anyio.create_task_group() as tg,
-            ):
-                self._tg = tg
-                tg.start_soon(self._watch, client)
-                failure = await self._drive_until_over(client)
-                tg.cancel_scope.cancel()
-        except (ProxyAuthError, ProxyUnreachableError) as exc:  # on connecting: a clear end
-            _log.info("proxy refused tenant=%s: %s", tenant, type(exc).__name__)
-            failure = observation_of(exc)
+        while True:
+            try:
+                async with (
+                    open_client(deps, tenant, session, device=device) as client,
+                    anyio.create_task_group() as tg,
+                ):
+                    self._tg = tg
+                    tg.start_soon(self._watch, client)
+                    failure = await self._drive_until_over(client)
+                    tg.cancel_scope.cancel()
+            except (ProxyAuthError, ProxyUnreachableError) as exc:  # on connecting: a clear end
+                _log.info("proxy refused tenant=%s: %s", tenant, type(exc).__name__)
+                failure = observation_of(exc)
+            except BreakerOpenError as exc:  # nothing dialled: wait, within the deadline
+                if await self._wait_out(exc):
+                    continue
+                failure = observation_of(exc)
+            break
         if failure is not None:  # reported once the client is closed
             await self.report(failure)
+
+    async def _wait_out(self, down: BreakerOpenError) -> bool:
+        """Sleep out an open breaker if the attempt's deadline leaves time for it afterwards
+        (rather than dial a DC that keeps failing); whether to try again."""
+        deadline, now = self._state.deadline, self._deps.clock()
+        if deadline is None or (deadline - now).total_seconds() <= down.retry_after_s:
+            return False
+        _log.info(
+            "tenant=%s attempt=%d waits %.1f s: Telegram DC %d is down",
+            self._handle.tenant,
+            self._handle.number,
+            down.retry_after_s,
+            down.dc,
+        )
+        await self._deps.sleep(down.retry_after_s)
+        return self._live()
 
     async def _drive_until_over(self, client: TelegramClientPort) -> Observation | None:
         """Drive the attempt; a Telegram error that ends it, as an observation to report."""
@@ -234,6 +274,14 @@ class _Driver:
     async def _export(self, client: TelegramClientPort) -> None:
         result = await self.call(client.export_token, "auth.exportLoginToken")
         await follow_result(self, client, result)
+
+    async def keep_key(self, client: TelegramClientPort) -> None:
+        """Before a client's first QR is shown, keep its (not yet authorized) key in the vault:
+        whoever resumes this attempt reconnects with it (:meth:`run`)."""
+        if self._kept is client:
+            return
+        await self.save_pre_auth(client)
+        self._kept = client
 
     async def save_pre_auth(self, client: TelegramClientPort) -> None:
         """Keep the half-finished 2FA session so that a restarted actor can finish it."""

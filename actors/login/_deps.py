@@ -65,6 +65,9 @@ class ActorDeps:
     leases: LeaseStore = field(default_factory=MemoryLeaseStore)
     device: Device = field(default_factory=Device)
     proxy: Proxy | None = None
+    telegram_gate: Callable[[], None] | None = None
+    """Before a new login that dials Telegram directly: raises BreakerOpenError while the DC
+    it would dial is down (its circuit breaker is open); None: no breakers."""
 
 
 def device_for(deps: ActorDeps, info: DeviceInfo | None) -> Device:

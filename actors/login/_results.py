@@ -60,6 +60,8 @@ class Shell(Protocol):
 
     async def save_pre_auth(self, client: TelegramClientPort) -> None: ...
 
+    async def keep_key(self, client: TelegramClientPort) -> None: ...
+
     async def succeed(self, client: TelegramClientPort, user_id: int, dc_id: int) -> None: ...
 
 
@@ -74,6 +76,7 @@ async def follow_result(
     """
     match result:
         case LoginToken():
+            await shell.keep_key(client)
             await shell.report(TokenExported(result.url, result.expires_at, result.dc_id))
         case LoginSuccess():
             await shell.succeed(client, result.user_id, result.dc_id)

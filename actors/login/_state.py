@@ -15,6 +15,8 @@ from typing import Final, Literal
 from events import (
     ActorRestarted,
     Authorized,
+    BackupFailed,
+    BackupTaken,
     DeviceInfo,
     Event,
     Expired,
@@ -30,6 +32,8 @@ from events import (
     Scanned,
     SessionLeased,
     SessionReleased,
+    TelegramDown,
+    TelegramUp,
 )
 from events import SessionRevoked as RevokedEvent
 
@@ -226,6 +230,8 @@ def evolve(state: LoginState, event: Event) -> LoginState:
             return replace(s, lease=None)
         case ActorRestarted() | QuarantineLifted() | RevokedEvent():
             return s  # ``SessionRevoked`` is followed by the ``LoggedOut`` that ends it
+        case TelegramDown() | TelegramUp() | BackupTaken() | BackupFailed():
+            return s  # the service's own chains: never a tenant's state
 
 
 def _ended(state: LoginState, status: Status) -> LoginState:

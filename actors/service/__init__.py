@@ -39,6 +39,7 @@ from ._natsserver import (
     NatsServer,
     NatsServerError,
     child_environment,
+    derive_config,
     find_nats_server,
     start_nats_server,
 )
@@ -88,6 +89,7 @@ __all__ = [
     "Violations",
     "child_environment",
     "connect_nats",
+    "derive_config",
     "ensure_credentials",
     "find_nats_server",
     "lift_quarantine",

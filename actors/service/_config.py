@@ -12,11 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from actors.backup import BackupSettings, backup_settings
 from actors.gateway.page import DEFAULT_HTTP, HttpAddressError, parse_http
 from actors.keyfiles import create_key_file
 from actors.login import Policy
+from actors.ownership import OwnershipSettings
 from actors.telegram import Device, Proxy, ProxyUrlError
 from events import ChainKey, StoragePolicy
+
+from ._instances import ownership_from_env
+from ._sync import DEFAULT_SYNC, parse_sync
 
 __all__ = [
     "CHAIN_KEY_ENV",
@@ -76,6 +81,19 @@ class ServiceConfig:
     (``TGQR_DEVICE_MODEL``, ``_SYSTEM``, ``_APP_VERSION``, ``_LANG``, ``_SYSTEM_LANG``)."""
     metrics: str | None = None
     """``HOST:PORT`` of ``/metrics``, ``/healthz``, ``/readyz`` (``TGQR_METRICS``); None: none."""
+    ownership: OwnershipSettings = field(default_factory=OwnershipSettings)
+    """Partitions and the ownership TTL (``TGQR_PARTITIONS``, ``TGQR_OWNERSHIP_TTL_SECONDS``)."""
+    instance: str | None = None
+    """This instance's name among several (``TGQR_INSTANCE``; default the host name)."""
+    nats_sync: str = DEFAULT_SYNC
+    """The embedded server's JetStream ``sync_interval`` (``TGQR_NATS_SYNC``): ``always``
+    (fsync before each ack) or a duration such as ``2m`` (nats-server's default)."""
+    sim_shared: bool = False
+    """Simulator mode uses the shared simulator (``--sim shared``, ``TGQR_SIM=shared``) found on
+    ``tgqr.sim.info`` instead of starting one of its own."""
+    backups: BackupSettings = field(default_factory=BackupSettings)
+    """Automatic backups (``TGQR_BACKUP_TO``, ``TGQR_BACKUP_EVERY_S``, ``TGQR_BACKUP_KEEP``):
+    off unless an interval is set."""
 
     @property
     def simulated(self) -> bool:
@@ -94,10 +112,12 @@ class ServiceConfig:
         replicas: int = 1,
         http: str | None = None,
         metrics: str | None = None,
+        sim: str | None = None,
     ) -> ServiceConfig:
         """Read ``TGQR_*`` settings (see README, "Configuration"); ``http`` (``--http``)
         overrides ``TGQR_HTTP``, and ``off`` serves no page; ``metrics`` (``--metrics``)
-        overrides ``TGQR_METRICS`` (default 127.0.0.1:9464), ``off`` for none.
+        overrides ``TGQR_METRICS`` (default 127.0.0.1:9464), ``off`` for none; ``sim``
+        (``--sim``) overrides ``TGQR_SIM`` (``shared``: use ``tgqr sim serve``'s simulator).
 
         Raises:
             ConfigError: a setting is malformed, only one of the API id and hash is set, or
@@ -127,6 +147,9 @@ class ServiceConfig:
         _check_replicas(replicas, external=bool(urls))
         try:
             storage = StoragePolicy.from_env(env)
+            ownership, instance = ownership_from_env(env)
+            nats_sync = parse_sync(env.get("TGQR_NATS_SYNC", DEFAULT_SYNC))
+            backups = backup_settings(env)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         return cls(
@@ -150,7 +173,18 @@ class ServiceConfig:
             device=_device(env),
             proxy=_proxy(env.get("TGQR_PROXY", "")),
             metrics=_metrics(metrics or env.get("TGQR_METRICS") or DEFAULT_METRICS),
+            sim_shared=_sim_shared(sim or env.get("TGQR_SIM", "")),
+            ownership=ownership,
+            instance=instance,
+            nats_sync=nats_sync,
+            backups=backups,
         )
+
+
+def _sim_shared(mode: str) -> bool:
+    if mode.strip().lower() not in {"", "own", "shared"}:
+        raise ConfigError(f"--sim / TGQR_SIM must be 'shared' or 'own' (it is {mode[:40]!r})")
+    return mode.strip().lower() == "shared"
 
 
 def _check_replicas(replicas: int, *, external: bool) -> None:

@@ -68,10 +68,12 @@ def readiness(
     serving: anyio.Event,
     is_connected: Callable[[], bool],
     stream_ok: Callable[[], Awaitable[object]],
+    more: Callable[[], list[str]] = list,
 ) -> Check:
-    """A readiness check: every part started (``serving`` is set), NATS connected, and
-    ``stream_ok()`` returns within 2 s (it raises or times out otherwise). One check runs at a
-    time; its answer is reused for a second."""
+    """A readiness check: every part started (``serving`` is set), NATS connected,
+    ``stream_ok()`` returns within 2 s (it raises or times out otherwise), and ``more()`` names
+    no problem (this instance's membership). One check runs at a time; its answer is reused
+    for a second."""
     lock = anyio.Lock()
     cached: tuple[float, list[str]] = (-READY_CACHE_S, [])
 
@@ -82,6 +84,7 @@ def readiness(
             if now - cached[0] < READY_CACHE_S:
                 return cached[1]
             problems: list[str] = [] if serving.is_set() else ["service: starting"]
+            problems += more()
             if not is_connected():
                 problems.append("nats: not connected")
             else:

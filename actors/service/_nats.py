@@ -3,6 +3,7 @@ as role ``service`` and checked for the permissions the service needs."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -44,7 +45,9 @@ async def open_service_nats(
     if config.nats_urls is None:
         users = ensure_credentials(config.data_dir)
         store = config.data_dir / "nats"
-        server = await anyio.to_thread.run_sync(lambda: start_nats_server(store, users=users))
+        server = await anyio.to_thread.run_sync(
+            lambda: start_nats_server(store, users=users, sync=config.nats_sync)
+        )
         (config.data_dir / NATS_URL_FILE).write_text(server.url + "\n")
         urls: tuple[str, ...] = (server.url,)
         auth = NatsAuth("service", credentials=users["service"])
@@ -79,7 +82,9 @@ async def open_service_nats(
                     with anyio.move_on_after(5):
                         await nc.drain()
                 if not nc.is_closed:
-                    await nc.close()
+                    # The server may be gone already (its transport lost): nothing to flush.
+                    with contextlib.suppress(OSError):
+                        await nc.close()
     finally:
         if server is not None:
             (config.data_dir / NATS_URL_FILE).unlink(missing_ok=True)

@@ -2,9 +2,9 @@
 
 Used by ``tgqr up`` (no ``--nats``), ``make demo``, the benchmarks and the test fixtures.
 The config is derived from the repository's ``nats.conf``: same settings, with the listen
-address, monitoring port and store directory replaced; with ``users``, the roles section gets
-each role's password hash, without them it is left out (an open server, as tests and
-benchmarks use).
+address, monitoring port, store directory and sync interval replaced; with ``users``, the roles
+section gets each role's password hash, without them it is left out (an open server, as tests
+and benchmarks use).
 """
 
 from __future__ import annotations
@@ -23,12 +23,16 @@ from typing import IO, Final, Self
 from actors.keyfiles import PRIVATE_UMASK
 
 from ._auth import Role, RoleCredentials, password_definitions
+from ._sync import DEFAULT_SYNC, parse_sync
 
 __all__ = [
+    "DEFAULT_SYNC",
     "NatsServer",
     "NatsServerError",
     "child_environment",
+    "derive_config",
     "find_nats_server",
+    "parse_sync",
     "start_nats_server",
 ]
 
@@ -111,13 +115,24 @@ def derive_config(
     conf_path: Path = REPO_CONF,
     extra: str = "",
     users: Mapping[Role, RoleCredentials] | None = None,
+    sync: str = DEFAULT_SYNC,
 ) -> str:
-    """``nats.conf`` with listen address, monitoring and store directory replaced; with
-    ``users`` (every role's), their password hashes defined, else without the roles section."""
+    """``nats.conf`` with listen address, monitoring, store directory and sync interval
+    (``sync``, see :func:`parse_sync`) replaced; with ``users`` (every role's), their
+    password hashes defined, else without the roles section.
+
+    Raises:
+        ValueError: ``sync`` is not a sync interval.
+    """
+    # Quoted: nats.conf reads a bare 2m as the number 2,000,000 (seconds), not two minutes.
+    sync = f'"{parse_sync(sync)}"'
     text = conf_path.read_text(encoding="utf-8")
     text = re.sub(r"(?m)^listen:.*$", f"listen: 127.0.0.1:{port}", text)
     text = re.sub(r"(?m)^http:.*$", "", text)
     text = re.sub(r"(?m)^(\s*)store_dir:.*$", rf'\1store_dir: "{store_dir}"', text)
+    text, synced = re.subn(r"(?m)^(\s*)sync_interval:.*$", rf"\1sync_interval: {sync}", text)
+    if not synced:
+        text = re.sub(r"(?m)^(\s*)store_dir:.*$", rf"\g<0>\n\1sync_interval: {sync}", text)
     if users is None:
         text = _ROLES_SECTION.sub("# (no roles: an open server)", text)
     else:
@@ -134,8 +149,12 @@ def start_nats_server(
     users: Mapping[Role, RoleCredentials] | None = None,
     ready_timeout: float = 20.0,
     umask: int = PRIVATE_UMASK,
+    sync: str = DEFAULT_SYNC,
 ) -> NatsServer:
     """Start nats-server with JetStream under ``store_dir``; blocks until it is ready.
+
+    ``sync``: JetStream's ``sync_interval`` (:func:`parse_sync`): ``always`` fsyncs each write
+    before the server acknowledges it; a duration syncs in the background that often.
 
     The server runs with ``umask`` (by default its store, config and log are its user's
     only: directories 0700, files 0600).
@@ -145,10 +164,13 @@ def start_nats_server(
 
     Raises:
         NatsServerError: the binary is missing, or the server exited or was not ready in time.
+        ValueError: ``sync`` is not a sync interval.
     """
     store_dir.mkdir(parents=True, exist_ok=True)
     conf = store_dir / "nats-server.conf"
-    text = derive_config(store_dir, port=port, conf_path=conf_path, extra=extra, users=users)
+    text = derive_config(
+        store_dir, port=port, conf_path=conf_path, extra=extra, users=users, sync=sync
+    )
     # Only hashes, but nobody else needs to read them.
     fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as out:

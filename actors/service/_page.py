@@ -9,7 +9,9 @@ allows. The child gets:
 - the listening socket, the key pipe and the ready pipe as inherited file descriptors;
 - a minimal environment (:func:`page_environment`: no ``TGQR_*`` secret, no credentials);
 - the chain and link keys, when they come from the environment, through the key pipe (read
-  once, then closed), otherwise it reads the 0600 key files of the data directory itself;
+  once, then closed), otherwise it reads the 0600 key files of the data directory itself; the
+  bot token (``TGQR_BOT_TOKEN``, for the Mini App check) the same way; ``TGQR_BOT_TOKEN_FILE``,
+  ``TGQR_BOT_ID`` and ``TGQR_INITDATA_MAX_AGE_S`` in its environment;
 - its NATS credentials from ``<data>/creds/page.json`` (made by the embedded server's first
   start), or the file named by ``TGQR_PAGE_NATS_CREDS``.
 """
@@ -32,7 +34,11 @@ import anyio
 from anyio.abc import Process, TaskStatus
 
 from actors.gateway.page import (
+    BOT_ID_ENV,
+    BOT_TOKEN_ENV,
+    BOT_TOKEN_FILE_ENV,
     DEFAULT_LINK_TTL_S,
+    INITDATA_MAX_AGE_ENV,
     LINK_KEY_ENV,
     HttpAddressError,
     LinkKeyError,
@@ -55,12 +61,19 @@ READY: Final = b"ready\n"
 _READY_WAIT_S: Final = 60.0
 _STOP_WAIT_S: Final = 6.0
 _KEPT: Final = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "HOME", "TMPDIR", "PYTHONPATH")
-_KEPT_TGQR: Final = ("TGQR_LOG_LEVEL", "TGQR_LOG_FORMAT")
+_KEPT_TGQR: Final = (
+    "TGQR_LOG_LEVEL",
+    "TGQR_LOG_FORMAT",
+    BOT_TOKEN_FILE_ENV,  # a path (the child reads the token itself), not the token
+    BOT_ID_ENV,
+    INITDATA_MAX_AGE_ENV,
+)
 
 
 def page_environment(env: Mapping[str, str] = os.environ) -> dict[str, str]:
-    """The page process's environment: locale, paths and the log level, nothing else (no key,
-    no credential, no ``TGQR_*`` secret, no cloud or telemetry settings)."""
+    """The page process's environment: locale, paths, the log level and the Mini App check's
+    non-secret settings, nothing else (no key, no credential, no ``TGQR_*`` secret, no cloud or
+    telemetry settings)."""
     kept = {name: env[name] for name in (*_KEPT, *_KEPT_TGQR) if name in env}
     kept.setdefault("PATH", os.defpath)
     return kept
@@ -117,9 +130,12 @@ class PageProcess:
         """The base of the links (``TGQR_PUBLIC_URL``, else :attr:`url`)."""
         return self._signer.base_url
 
-    def links(self, tenant: str, ttl_s: int = DEFAULT_LINK_TTL_S) -> dict[str, object]:
-        """A new link to ``tenant``'s page: the ``link`` command's reply fields."""
-        return self._signer.issue(tenant, ttl_s).to_json()
+    def links(
+        self, tenant: str, ttl_s: int = DEFAULT_LINK_TTL_S, lang: str = ""
+    ) -> dict[str, object]:
+        """A new link to ``tenant``'s page (in ``lang`` when neither Telegram nor the browser
+        names a language): the ``link`` command's reply fields."""
+        return self._signer.issue(tenant, ttl_s, lang).to_json()
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Run the page process until cancelled; blocks until it serves, then until it ends.
@@ -234,7 +250,8 @@ def open_page(config: ServiceConfig, env: Mapping[str, str] = os.environ) -> Pag
     creds = env.get(PAGE_CREDS_ENV)
     if creds:
         command += ["--creds", creds]
-    keys = {name: env[name] for name in (CHAIN_KEY_ENV, LINK_KEY_ENV) if env.get(name)}
+    secret_names = (CHAIN_KEY_ENV, LINK_KEY_ENV, BOT_TOKEN_ENV)
+    keys = {name: env[name] for name in secret_names if env.get(name)}
     return PageProcess(sock, signer, command, keys, page_environment(env))
 
 

@@ -25,8 +25,10 @@ from actors.gateway.page import (
     LinkKeyError,
     NatsBus,
     ServeLimits,
+    TelegramAuthError,
     bind_http,
     load_link_key,
+    load_telegram_auth,
     open_page_server,
     raise_open_files_limit,
 )
@@ -48,7 +50,9 @@ class PageOptions:
     ``http``: the address to bind, or None with ``listen_fd`` (a socket already listening,
     handed over by ``tgqr up``). ``keys``: ``TGQR_CHAIN_KEY`` / ``TGQR_LINK_KEY`` as the
     environment would give them; a key not there is read from its file under ``data_dir``
-    (never created: a key of the page's own would match no link and no event).
+    (never created: a key of the page's own would match no link and no event); and
+    ``TGQR_BOT_TOKEN`` for the Mini App check (else the environment's, see
+    :func:`actors.gateway.page.load_telegram_auth`).
     """
 
     data_dir: Path
@@ -90,7 +94,8 @@ async def run_page(
     chain_key = load_chain_key(options.data_dir, options.keys, create=False)
     try:
         link_key = load_link_key(options.data_dir, options.keys, create=False)
-    except LinkKeyError as exc:
+        telegram = load_telegram_auth(options.keys, env)
+    except (LinkKeyError, TelegramAuthError) as exc:
         raise ConfigError(str(exc)) from None
     sock = _socket(options)
     try:
@@ -118,6 +123,7 @@ async def run_page(
             limiter=RateLimiter(PAGE_LIMITS),
             limits=limits,
             public_url=options.public_url,
+            telegram=telegram,
         )
         with server:
             async with anyio.create_task_group() as tg:
@@ -128,6 +134,13 @@ async def run_page(
                     limits.max_connections,
                     limits.max_per_client,
                 )
+                if telegram is not None:
+                    how = (
+                        "the bot token"
+                        if telegram.token
+                        else f"Telegram's key (bot {telegram.bot_id})"
+                    )
+                    log.info("page: Mini App launch data is checked with %s", how)
                 task_status.started(server.url)
     finally:
         with anyio.CancelScope(shield=True), anyio.move_on_after(3):

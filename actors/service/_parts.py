@@ -15,7 +15,13 @@ import anyio
 from anyio.abc import TaskStatus
 
 from actors.login import CommandReply, Envelope, Mail, Validate
-from actors.supervision import BackoffPolicy, MailboxFullError, RestartTracker, TenantSupervisor
+from actors.supervision import (
+    BackoffPolicy,
+    MailboxFullError,
+    RestartTracker,
+    StoppedError,
+    TenantSupervisor,
+)
 from actors.vault import SessionVault
 
 __all__ = ["keep_running", "validate_sessions"]
@@ -66,6 +72,7 @@ async def validate_sessions(
     vault: SessionVault,
     every_s: float,
     *,
+    owns: Callable[[str], bool] = lambda _tenant: True,
     concurrency: int = 4,
     reply_timeout_s: float = 60.0,
     task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
@@ -89,7 +96,7 @@ async def validate_sessions(
         async with limiter:
             try:
                 supervisor.submit(tenant, Envelope(Validate(), done))
-            except MailboxFullError:
+            except (MailboxFullError, StoppedError):
                 log.info("tenant=%s busy: validation skipped this round", tenant)
                 return
             with anyio.move_on_after(reply_timeout_s):
@@ -99,6 +106,8 @@ async def validate_sessions(
         await anyio.sleep(every_s)
         async with anyio.create_task_group() as tg:
             for tenant in await vault.tenants():
+                if not owns(tenant):
+                    continue  # another instance checks it
                 await limiter.acquire()  # pace the submissions too
                 limiter.release()
                 tg.start_soon(check, tenant)

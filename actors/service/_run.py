@@ -16,13 +16,14 @@ import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 import anyio
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from nats.aio.client import Client
 
-from actors.gateway import CommandEndpoint, KvDedupe, RateLimiter, SessionEndpoint
+from actors.gateway import CommandEndpoint, KvDedupe, RateLimiter, Router, SessionEndpoint
 from actors.keyfiles import private_dir
 from actors.lease_store import KvLeaseStore
 from actors.login import (
@@ -32,21 +33,26 @@ from actors.login import (
     refuse_mail,
     run_actor,
 )
-from actors.sim import Simulator, serve_sim_control
+from actors.ownership import OwnersBucket, Ownership
+from actors.sim import Simulator
 from actors.supervision import TenantSupervisor
-from actors.telegram import TelegramPort, TelethonTelegram
+from actors.telegram import TelegramPort
 from actors.telemetry import Telemetry, configure_from_env, traceparents
 from actors.vault import KvSessionVault, load_key_ring
 from events import ChainKey, verify_tail
 from events.jetstream import STREAM, JetStreamEventLog, ensure_stream
 from projections import Projector, open_projector, serve_queries
 
+from ._backups import back_up_as_leader
 from ._config import ConfigError, ServiceConfig, load_chain_key
+from ._instances import instance_id
 from ._metrics_http import MetricsServer, bind_metrics, readiness
 from ._mirror import ensure_mirror
 from ._nats import open_service_nats
 from ._page import PageProcess, open_page
 from ._parts import keep_running, validate_sessions
+from ._share import Share
+from ._simmode import wire_telegram
 
 __all__ = ["RunningService", "run_service", "tune_gc"]
 
@@ -91,6 +97,8 @@ class RunningService:
     """The end user's page process (its ``url``, ``public_url`` and ``links``), if served."""
     metrics_url: str | None = None
     """Where ``/metrics``, ``/healthz`` and ``/readyz`` are served (``http://HOST:PORT``)."""
+    ownership: Ownership | None = None
+    """This instance's share of the tenants (its id is ``ownership.me``)."""
 
 
 async def run_service(
@@ -162,37 +170,31 @@ async def run_service(
             page = stack.enter_context(open_page(config))
         async with anyio.create_task_group() as tg:
             serving = anyio.Event()
+            member: list[Ownership] = []  # set once the instance takes part
             metrics_url = None
             if metrics_sock is not None:
                 metrics = MetricsServer(
                     metrics_sock,
                     telemetry.exposition,
-                    readiness(serving, lambda: nc.is_connected, lambda: js.stream_info(STREAM)),
+                    readiness(
+                        serving,
+                        lambda: nc.is_connected,
+                        lambda: js.stream_info(STREAM),
+                        lambda: [problem for o in member for problem in o.problems()],
+                    ),
                 )
                 metrics_url = metrics.url
                 await tg.start(keep_running, "metrics endpoint", metrics.run, rng.random)
-            if telegram is not None:
-                sim = None
-            elif config.simulated:
-                if sim is None:
-                    # Its ports, keys and accounts are kept: sessions outlive a restart.
-                    sim = Simulator(
-                        token_ttl_s=config.sim_token_ttl_s, store=config.data_dir / "sim"
-                    )
-                    await tg.start(sim.run)
-                telegram = TelethonTelegram.for_simulator(sim, throttle_s=config.throttle_s)
-            else:
-                sim = None
-                telegram = TelethonTelegram(
-                    api_id=config.api_id or 0,
-                    api_hash=config.api_hash or "",
-                    throttle_s=config.throttle_s,
-                )
+            # Also serves the simulator's phone (tgqr.sim.*) when it runs its own simulator.
+            wired = await wire_telegram(
+                config, tg, nc, event_log, sim=sim, telegram=telegram, rng=rng
+            )
+            sim = wired.sim
             # At most this many actors fold their history at once: resuming 10k tenants in
             # one burst would time out the log's reads.
             deps = ActorDeps(
                 log=event_log,
-                telegram=telegram,
+                telegram=wired.telegram,
                 vault=vault,
                 clock=utcnow,
                 sleep=anyio.sleep,
@@ -205,6 +207,7 @@ async def run_service(
                 ),
                 device=config.device,
                 proxy=config.proxy,
+                telegram_gate=wired.gate,
             )
 
             async def runner(
@@ -214,6 +217,17 @@ async def run_service(
             ) -> None:
                 await run_actor(tenant, Mailbox(send, receive), deps)
 
+            share = Share(event_log)
+            ownership = Ownership(
+                instance_id(config.instance),
+                await OwnersBucket.open(nc, replicas=config.replicas),
+                config.ownership,
+                monotonic=time.monotonic,
+                on_gain=share.resume,
+                on_lose=share.stop,
+            )
+            event_log.fence = ownership.fence_header  # every append carries the claim's fence
+            member.append(ownership)
             supervisor = TenantSupervisor[Mail](
                 runner,
                 event_log=event_log,
@@ -224,25 +238,45 @@ async def run_service(
                 on_restart=telemetry.actor_restart,
                 refuse=refuse_mail,
                 on_quarantine=telemetry.tenant_quarantined,
+                owns=ownership.holds,
             )
+
+            share.bind(supervisor, ownership)
             await tg.start(supervisor.run)
             telemetry.watch(
                 live_actors=lambda: supervisor.statistics().live_actors,
                 projector_lag=(lambda: projector.statistics().lag_events) if projector else None,
+                owned_partitions=lambda: len(ownership.view.held),
             )
-            resumed = 0
-            for tenant in await event_log.tenants():
-                supervisor.ensure_running(tenant)
-                resumed += 1
+            if wired.breakers is not None:
+                breakers = wired.breakers
+                telemetry.watch_dcs(
+                    lambda: [(dc.dc, dc.state != "closed") for dc in breakers.states()]
+                )
+            # Claims this instance's share of the partitions and resumes their tenants.
+            await tg.start(ownership.run)
+            if config.backups.enabled:
+                await tg.start(
+                    keep_running,
+                    "backups",
+                    partial(
+                        back_up_as_leader, config, nc, ownership, event_log, telemetry, clock=utcnow
+                    ),
+                    rng.random,
+                )
+            router = Router(nc, ownership, telemetry=telemetry)
+            await tg.start(keep_running, "router", router.run, rng.random)
             # Session leases: an endpoint of the same micro service (served before it opens).
             sessions = SessionEndpoint(
                 nc, supervisor, monotonic=time.monotonic, telemetry=telemetry
             )
             await tg.start(keep_running, "session endpoint", sessions.run, rng.random)
+            name, subject, handler = sessions.endpoint
             endpoint = CommandEndpoint(
                 nc,
                 supervisor,
-                more_endpoints=[sessions.endpoint],
+                more_endpoints=[(name, subject, router.route("tgqr.session.", handler))],
+                route=lambda handler: router.route("tgqr.cmd.", handler),
                 limiter=RateLimiter(),
                 links=page.links if page is not None else None,
                 dedupe=await KvDedupe.open(
@@ -252,15 +286,6 @@ async def run_service(
                 telemetry=telemetry,
             )
             await tg.start(keep_running, "command endpoint", endpoint.run, rng.random)
-            if sim is not None:
-                await tg.start(
-                    keep_running,
-                    "simulator phone",
-                    lambda task_status: serve_sim_control(
-                        nc, sim, event_log, task_status=task_status
-                    ),
-                    rng.random,
-                )
             if projector is not None:
                 await tg.start(keep_running, "projector", projector.run, rng.random)
                 await tg.start(
@@ -278,21 +303,36 @@ async def run_service(
                 keep_running,
                 "validator",
                 lambda task_status: validate_sessions(
-                    supervisor, vault, config.policy.validate_every_s, task_status=task_status
+                    supervisor,
+                    vault,
+                    config.policy.validate_every_s,
+                    owns=ownership.holds,
+                    task_status=task_status,
                 ),
                 rng.random,
             )
             if page is not None:
                 await tg.start(keep_running, "web page", page.run, rng.random)
             log.info(
-                "tgqr serving on %s (%s), %d tenants checked for resume",
+                "tgqr serving on %s (%s) as instance %s, owning %d of %d partitions",
                 url,
-                "simulator" if sim else "Telegram",
-                resumed,
+                "simulator" if config.simulated or sim else "Telegram",
+                ownership.me,
+                len(ownership.view.held),
+                config.ownership.partitions,
             )
             serving.set()
             task_status.started(
                 RunningService(
-                    url, nc, event_log, key, supervisor, sim, projector, page, metrics_url
+                    url,
+                    nc,
+                    event_log,
+                    key,
+                    supervisor,
+                    sim,
+                    projector,
+                    page,
+                    metrics_url,
+                    ownership,
                 )
             )

@@ -12,18 +12,29 @@ Telethon client logs in against it. Point a client at it::
 
 from __future__ import annotations
 
-from ._control import DEVICES_SUBJECT, SCAN_SUBJECT, TERMINATE_SUBJECT, serve_sim_control
+from ._control import (
+    DEVICES_SUBJECT,
+    INFO_SUBJECT,
+    SCAN_SUBJECT,
+    TERMINATE_SUBJECT,
+    serve_sim_control,
+)
 from ._devices import SeenDevice
 from ._errors import SimulatorError
+from ._shared import SharedSimulator, find_shared_simulator, serve_shared_simulator
 from ._simulator import SimStatistics, Simulator
 
 __all__ = [
     "DEVICES_SUBJECT",
+    "INFO_SUBJECT",
     "SCAN_SUBJECT",
     "TERMINATE_SUBJECT",
     "SeenDevice",
+    "SharedSimulator",
     "SimStatistics",
     "Simulator",
     "SimulatorError",
+    "find_shared_simulator",
+    "serve_shared_simulator",
     "serve_sim_control",
 ]

@@ -1,11 +1,15 @@
 """``tgqr.sim.scan``, ``tgqr.sim.devices``, ``tgqr.sim.terminate``: the simulator's phone,
-reachable over NATS (simulator mode only).
+reachable over NATS (simulator mode only); ``tgqr.sim.info``: where its DCs listen.
 
 - scan ``{"tenant": str?, "url": str?, "user_id": int, "password": str?, "dc_id": int?}``: the
   phone of ``user_id`` scans ``url``, or the tenant's current QR (found by folding its events).
 - devices ``{"user_id": int}``: ``{"ok": true, "user_id", "devices": [{"id", "device_model",
   "system_version", "app_version", "lang_code", "peer"}]}``, the phone's Settings → Devices.
 - terminate ``{"user_id": int, "device": str}``: the phone ends that session.
+- info ``{}``: ``{"ok": true, "dcs": [{"id": int, "host": str, "port": int}, ...],
+  "public_key": str}``, the home DC first, and the RSA public key (PEM) the DCs sign the key
+  exchange with (made per simulator process): what ``tgqr up --sim shared`` needs to point its
+  Telegram clients at them.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from events import (
     InvalidTenantError,
     ReplyGuard,
     TenantQuarantinedError,
+    is_service_chain,
     plain_decode_error,
     validate_tenant,
 )
@@ -33,13 +38,20 @@ from events import (
 from ._errors import SimulatorError
 from ._simulator import Simulator
 
-__all__ = ["DEVICES_SUBJECT", "SCAN_SUBJECT", "TERMINATE_SUBJECT", "serve_sim_control"]
+__all__ = [
+    "DEVICES_SUBJECT",
+    "INFO_SUBJECT",
+    "SCAN_SUBJECT",
+    "TERMINATE_SUBJECT",
+    "serve_sim_control",
+]
 
 log = logging.getLogger("tgqr.sim")
 
 SCAN_SUBJECT: Final = "tgqr.sim.scan"
 DEVICES_SUBJECT: Final = "tgqr.sim.devices"
 TERMINATE_SUBJECT: Final = "tgqr.sim.terminate"
+INFO_SUBJECT: Final = "tgqr.sim.info"
 _LIVE: Final = frozenset({"pending", "scanned"})
 
 
@@ -100,6 +112,11 @@ def _terminate(sim: Simulator, data: bytes) -> bytes:
     return _encoder.encode({"ok": True, "user_id": body.user_id, "device": body.device})
 
 
+def _info(sim: Simulator) -> bytes:
+    dcs = [{"id": dc, "host": host, "port": port} for dc, host, port in sim.dcs()]
+    return _encoder.encode({"ok": True, "dcs": dcs, "public_key": sim.public_key_pem})
+
+
 async def _scan(sim: Simulator, event_log: EventLog, data: bytes) -> bytes:
     try:
         body = _decoder.decode(data.strip() or b"{}")
@@ -111,6 +128,8 @@ async def _scan(sim: Simulator, event_log: EventLog, data: bytes) -> bytes:
             validate_tenant(body.tenant)
         except InvalidTenantError as exc:
             return error_reply("invalid_tenant", str(exc))
+        if is_service_chain(body.tenant):
+            return error_reply("invalid_tenant", "tenant ids starting with _ are reserved")
         try:
             records = await event_log.read_tenant(body.tenant)
         except TenantQuarantinedError as exc:
@@ -142,7 +161,7 @@ async def serve_sim_control(
     guard = ReplyGuard()
     subs = [
         await nc.subscribe(subject, pending_msgs_limit=1024)
-        for subject in (SCAN_SUBJECT, DEVICES_SUBJECT, TERMINATE_SUBJECT)
+        for subject in (SCAN_SUBJECT, DEVICES_SUBJECT, TERMINATE_SUBJECT, INFO_SUBJECT)
     ]
 
     async def answer(sub: Subscription) -> None:
@@ -150,7 +169,9 @@ async def serve_sim_control(
             if not guard.allows(msg.subject, msg.reply):
                 continue
             try:
-                if msg.subject == DEVICES_SUBJECT:
+                if msg.subject == INFO_SUBJECT:
+                    reply = _info(sim)
+                elif msg.subject == DEVICES_SUBJECT:
                     reply = _devices(sim, msg.data)
                 elif msg.subject == TERMINATE_SUBJECT:
                     reply = _terminate(sim, msg.data)

@@ -2,8 +2,9 @@
 
 ``req_pq_multi`` -> ``resPQ``; ``req_DH_params`` (RSA-encrypted ``p_q_inner_data*``) ->
 ``server_DH_params_ok``; ``set_client_DH_params`` -> ``dh_gen_ok`` and a new 2048-bit auth key.
-The RSA key is a test key generated once per process; clients learn it through
-:func:`test_rsa_key` (Telethon: ``telethon.crypto.rsa.add_key(pem, old=False)``).
+The RSA key is a test key generated once per process (:func:`test_rsa_key`), or the one a
+simulator's store keeps (:mod:`._rsakey`); Telethon learns it with
+``telethon.crypto.rsa.add_key(pem, old=False)``.
 """
 
 from __future__ import annotations
@@ -231,10 +232,13 @@ class Handshake:
         if not _MARGIN <= g_b <= P - _MARGIN:
             raise HandshakeError("g_b out of the safe range")
         gab = pow(g_b, self._a, P)
-        # Telethon keeps g^ab in its shortest big-endian form (rsa.get_byte_array), not padded
-        # to 256 bytes: one key in 256 starts with a zero byte, and padding it made that
-        # handshake fail with "invalid new nonce hash" (a flaky test). Match the client.
-        auth_key = gab.to_bytes((gab.bit_length() + 7) // 8, "big")
+        # 256 big-endian bytes, as Telegram keeps it. Telethon keeps g^ab in its shortest form
+        # (rsa.get_byte_array): for the one key in 256 that starts with a zero byte its nonce
+        # hash differs, it refuses that exchange ("invalid new nonce hash") and makes another
+        # (the adapter allows it a second try). Accepting the short form instead, as this did,
+        # let such a key in, and a StringSession pads it back to 256 bytes at the end: a key
+        # restored from the vault was then unknown (-404), one session in 256.
+        auth_key = gab.to_bytes(256, "big")
         self._a = 0  # one key per exchange
         digest = _sha1(auth_key)
         new_nonce = self._new_nonce.to_bytes(32, "little", signed=True)

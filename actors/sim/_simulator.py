@@ -24,6 +24,7 @@ from ._errors import RpcFailure, SimulatorError
 from ._handshake import test_rsa_key
 from ._persist import SimSnapshot, load_snapshot, save_snapshot, store_lock
 from ._rpc import RpcHandler, update_login_token
+from ._rsakey import known_public_keys, stored_rsa_key
 from ._state import KeyRef, SimState
 
 __all__ = ["SimStatistics", "Simulator"]
@@ -79,8 +80,10 @@ class Simulator:
         self._host = host
         self._clock = clock
         self._state = SimState(dc_ids=dc_ids, token_ttl_s=token_ttl_s, random_bytes=os.urandom)
-        self._rpc = RpcHandler(self._state, clock=clock, dc_options=self._dc_options)
-        self._dcs = {dc: DataCentre(dc, test_rsa_key(), self._rpc, os.urandom) for dc in dc_ids}
+        self._rpc = RpcHandler(self._state, clock=clock, dc_options=self.dcs)
+        self._rsa = stored_rsa_key(store) if store is not None else test_rsa_key()
+        self.public_key_pem = self._rsa.public_pem  # what clients must trust (sim.info)
+        self._dcs = {dc: DataCentre(dc, self._rsa, self._rpc, os.urandom) for dc in dc_ids}
         self._ports: dict[int, int] = {}
         self._bound: dict[KeyRef, set[Connection]] = {}
         self._open = 0
@@ -134,7 +137,7 @@ class Simulator:
                 await stack.enter_async_context(listener)
                 self._ports[dc_id] = listener.extra(SocketAttribute.local_port)  # noqa: S610
                 tg.start_soon(partial(listener.serve, partial(self._serve, dc), tg))
-            _log.info("simulator listening: %s", self._dc_options())
+            _log.info("simulator listening: %s", self.dcs())
             if store is not None:
                 self._changed = anyio.Event()
                 await anyio.to_thread.run_sync(save_snapshot, store, self._snapshot())
@@ -217,7 +220,8 @@ class Simulator:
         if new is not None:
             self._bound.setdefault(new, set()).add(connection)
 
-    def _dc_options(self) -> list[tuple[int, str, int]]:
+    def dcs(self) -> list[tuple[int, str, int]]:
+        """``(dc_id, host, port)`` of each running DC, the home DC first (none if stopped)."""
         return [(dc, self._host, port) for dc, port in self._ports.items()]
 
     # --- addresses ------------------------------------------------------------------------
@@ -238,10 +242,11 @@ class Simulator:
 
     @staticmethod
     def register_with_telethon() -> None:
-        """Make Telethon trust the simulator's RSA key (process-wide, idempotent)."""
+        """Make Telethon trust the keys of this process's simulators (idempotent)."""
         from telethon.crypto import rsa
 
-        rsa.add_key(test_rsa_key().public_pem, old=False)
+        for pem in known_public_keys():
+            rsa.add_key(pem, old=False)
 
     # --- accounts and the phone -----------------------------------------------------------
 

@@ -9,6 +9,7 @@ from ._backoff import (
 )
 from ._supervisor import (
     MailboxFullError,
+    MovedError,
     StoppedError,
     SupervisorStatistics,
     TenantSupervisor,
@@ -17,6 +18,7 @@ from ._supervisor import (
 __all__ = [
     "BackoffPolicy",
     "MailboxFullError",
+    "MovedError",
     "RestartDecision",
     "RestartTracker",
     "StoppedError",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, TypeVar
 
@@ -48,6 +48,13 @@ class StoppedError(Exception):
     """Raised by :meth:`TenantSupervisor.submit` after the supervisor stopped."""
 
 
+class MovedError(StoppedError):
+    """Raised by :meth:`TenantSupervisor.submit` for a tenant this instance does not own (now)."""
+
+
+_MOVED = "the tenant is served by another instance now; retry"
+
+
 @dataclass(frozen=True, slots=True)
 class SupervisorStatistics:
     """Live actors, restarts and give-ups since start."""
@@ -62,6 +69,8 @@ class SupervisorStatistics:
 class _Child(Generic[M]):
     send: MemoryObjectSendStream[M]
     receive: MemoryObjectReceiveStream[M]
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    ended: anyio.Event = field(default_factory=anyio.Event)
 
 
 class TenantSupervisor(Generic[M]):
@@ -74,6 +83,10 @@ class TenantSupervisor(Generic[M]):
     tenant, or when it stops), so that every command gets its one reply. A quarantined tenant
     (its log holds messages that do not verify) is not restarted: each command finds out
     again from the log, so a release by anyone (``tgqr tenant repair``) takes effect at once.
+
+    ``owns(tenant)``: whether this instance may run the tenant now (several instances: its
+    partition is held here). A tenant it does not own is never started (:class:`MovedError`),
+    and an actor that fails after its tenant moved away ends without a restart or an event.
     """
 
     def __init__(
@@ -92,8 +105,10 @@ class TenantSupervisor(Generic[M]):
         on_restart: Callable[[str], None] | None = None,
         refuse: Callable[[str, M, str, str], None] | None = None,
         on_quarantine: Callable[[str], None] | None = None,
+        owns: Callable[[str], bool] | None = None,
     ) -> None:
         self._runner = runner
+        self._owns = owns
         self._log = event_log
         self._clock = clock
         self._monotonic = monotonic
@@ -140,6 +155,17 @@ class TenantSupervisor(Generic[M]):
         """Start ``tenant``'s actor if it is not running (used to resume live tenants)."""
         self._ensure(tenant)
 
+    async def stop_where(self, moved: Callable[[str], bool]) -> int:
+        """Stop the actors of every tenant for which ``moved(tenant)`` is true and wait until
+        each has ended (its Telegram client closed in its ``finally``); their queued commands
+        are answered ``unavailable``. Returns how many were stopped."""
+        stopping = [child for tenant, child in self._children.items() if moved(tenant)]
+        for child in stopping:
+            child.scope.cancel()
+        for child in stopping:
+            await child.ended.wait()
+        return len(stopping)
+
     def statistics(self) -> SupervisorStatistics:
         return SupervisorStatistics(
             len(self._children), self._restarts, self._gave_up, len(self._quarantined)
@@ -151,6 +177,8 @@ class TenantSupervisor(Generic[M]):
             return child
         if self._tg is None:
             raise StoppedError("the supervisor is not running")
+        if self._owns is not None and not self._owns(tenant):
+            raise MovedError(_MOVED)
         send, receive = anyio.create_memory_object_stream[M](self._mailbox_size)
         child = _Child(send, receive)
         self._children[tenant] = child
@@ -158,6 +186,13 @@ class TenantSupervisor(Generic[M]):
         return child
 
     async def _supervise(self, tenant: str, child: _Child[M]) -> None:
+        try:
+            with child.scope:
+                await self._supervise_runs(tenant, child)
+        finally:
+            child.ended.set()
+
+    async def _supervise_runs(self, tenant: str, child: _Child[M]) -> None:
         tracker = RestartTracker(self._backoff, self._random)
         # Conflicts (another writer) rehydrate with a backoff of their own that never gives up
         # and is never counted as a crash.
@@ -176,11 +211,18 @@ class TenantSupervisor(Generic[M]):
                     code, why = "tenant_quarantined", str(exc)
                     return
                 except ConcurrencyConflictError:
+                    if self._owns is not None and not self._owns(tenant):
+                        why = _MOVED  # the new owner wrote: this instance's turn is over
+                        return
                     delay = conflicts.on_crash(self._monotonic()).delay_s
                     log.warning("tenant=%s conflict, rehydrating in %.2fs", tenant, delay)
                     await self._sleep(delay)
                     continue
                 except Exception as exc:
+                    if self._owns is not None and not self._owns(tenant):
+                        log.info("tenant=%s moved to another instance (%s)", tenant, exc)
+                        why = _MOVED
+                        return
                     if not await self._after_crash(tenant, tracker, exc):
                         why = "the tenant's actor crashed too often; retry later"
                         return
@@ -194,6 +236,8 @@ class TenantSupervisor(Generic[M]):
             if self._children.get(tenant) is child:
                 del self._children[tenant]
             child.send.close()
+            if child.scope.cancel_called:
+                code, why = "unavailable", _MOVED
             self._drain(tenant, child, code, why)
 
     def _note_quarantine(self, tenant: str, exc: TenantQuarantinedError) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._breaker import BreakerOpenError, BreakerPolicy, DcBreakers, DcChange, DcState
+from ._breaker_log import record_breaker_changes
 from ._urls import login_url, parse_login_url
 from .fake import FakeStatistics, FakeTelegram, ScanError
 from .port import (
@@ -39,6 +41,11 @@ if TYPE_CHECKING:
 __all__ = [
     "SIMULATOR_API_HASH",
     "SIMULATOR_API_ID",
+    "BreakerOpenError",
+    "BreakerPolicy",
+    "DcBreakers",
+    "DcChange",
+    "DcState",
     "Device",
     "ExportResult",
     "FakeStatistics",
@@ -65,6 +72,7 @@ __all__ = [
     "TokenInvalidError",
     "login_url",
     "parse_login_url",
+    "record_breaker_changes",
 ]
 
 _LAZY = frozenset({"SIMULATOR_API_HASH", "SIMULATOR_API_ID", "TelethonTelegram"})

@@ -24,12 +24,20 @@ from typing import Any, Protocol
 
 import anyio
 from telethon import TelegramClient
+from telethon.client.telegrambaseclient import DEFAULT_DC_ID
 from telethon.sessions import StringSession
 
+from ._breaker import DcBreakers
 from ._proxy_check import diagnose, explain, is_proxy_error
 from ._telethon_client import ClientSettings, TelethonClient
 from ._telethon_mtproxy import MTProxyIntermediate, MTProxyRandomizedIntermediate
-from .port import Device, TelegramClientPort, TelegramConfigError, TelegramUnavailableError
+from .port import (
+    Device,
+    TelegramClientPort,
+    TelegramConfigError,
+    TelegramError,
+    TelegramUnavailableError,
+)
 from .proxy import Proxy
 
 __all__ = ["SIMULATOR_API_HASH", "SIMULATOR_API_ID", "TelethonTelegram"]
@@ -55,7 +63,9 @@ class TelethonTelegram:
     ``dc=None`` uses Telethon's defaults (real Telegram); ``dc=(dc_id, host, port)`` points new
     sessions at another DC (the simulator). ``rng`` and ``sleep`` drive the throttle;
     ``request_timeout`` bounds connecting and every request. ``device``: how a client names
-    itself when :meth:`open_client` is given none.
+    itself when :meth:`open_client` is given none. ``breakers``: the circuit breakers of the
+    DCs it dials directly (None: none); a connection through a proxy takes another path and
+    neither counts nor is refused.
     """
 
     def __init__(
@@ -69,6 +79,7 @@ class TelethonTelegram:
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         request_timeout: float = 10.0,
         device: Device | None = None,
+        breakers: DcBreakers | None = None,
     ) -> None:
         low, high = throttle_s
         if not 0 <= low <= high:
@@ -83,6 +94,7 @@ class TelethonTelegram:
         )
         self._dc = dc
         self._device = device or Device()
+        self._breakers = breakers
         # Telethon caches help.getConfig in a class attribute shared by every client of the
         # process; a subclass per adapter keeps the simulator's DC list apart from others.
         self._client_class: type[Any] = type(
@@ -97,6 +109,7 @@ class TelethonTelegram:
         throttle_s: tuple[float, float] = (0.0, 0.0),
         request_timeout: float = 10.0,
         device: Device | None = None,
+        breakers: DcBreakers | None = None,
     ) -> TelethonTelegram:
         """An adapter pointed at ``sim``'s home DC (registers its RSA key with Telethon)."""
         sim.register_with_telethon()
@@ -108,7 +121,17 @@ class TelethonTelegram:
             throttle_s=throttle_s,
             request_timeout=request_timeout,
             device=device,
+            breakers=breakers,
         )
+
+    @property
+    def new_login_dc(self) -> int:
+        """The DC a login without a stored session dials."""
+        return self._dc[0] if self._dc is not None else DEFAULT_DC_ID
+
+    def retry_after(self) -> float | None:
+        """Seconds before a new login may dial its DC (its breaker is open); None: now."""
+        return None if self._breakers is None else self._breakers.retry_after(self.new_login_dc)
 
     def __repr__(self) -> str:  # never the api_hash
         return f"TelethonTelegram(api_id={self._settings.api_id}, dc={self._dc})"
@@ -128,7 +151,8 @@ class TelethonTelegram:
 
         Raises (on enter):
             TelegramUnavailableError: unreachable, or no answer within ``request_timeout``;
-                ProxyUnreachableError when the proxy is what did not answer.
+                ProxyUnreachableError when the proxy is what did not answer;
+                BreakerOpenError (without dialling) while the DC's breaker is open.
             ProxyAuthError: the proxy refused its credentials.
             TelegramConfigError: the api_id is refused, or ``session`` is malformed.
         """
@@ -144,6 +168,10 @@ class TelethonTelegram:
             raise TelegramConfigError("the stored session string is malformed") from None
         if not session and self._dc is not None:
             string_session.set_dc(*self._dc)
+        dc = string_session.dc_id or DEFAULT_DC_ID
+        breakers = self._breakers if proxy is None else None
+        if breakers is not None:
+            breakers.admit(dc)  # raises BreakerOpenError: no dial at all
         client = self._client_class(
             string_session,
             self._settings.api_id,
@@ -151,7 +179,9 @@ class TelethonTelegram:
             flood_sleep_threshold=0,
             raise_last_call_error=True,
             request_retries=0,
-            connection_retries=1,
+            # Two tries: Telethon refuses one key exchange in 256 (the shortest form of g^ab
+            # it keeps differs from the server's 256 bytes) and must make another.
+            connection_retries=2,
             retry_delay=1,
             timeout=self._settings.timeout,
             device_model=device.model,
@@ -165,7 +195,7 @@ class TelethonTelegram:
         started = time.monotonic()
         try:
             try:
-                await adapter.connect()
+                await _connect(adapter, breakers, dc)
             except TelegramUnavailableError:
                 if proxy is None:
                     raise
@@ -184,6 +214,25 @@ class TelethonTelegram:
                 except Exception as exc:  # never mask the block's own outcome
                     _log.warning("tenant %s: disconnect failed: %s", tenant, type(exc).__name__)
             _log.debug("tenant %s: client closed after %.3f s", tenant, time.monotonic() - started)
+
+
+async def _connect(client: TelethonClient, breakers: DcBreakers | None, dc: int) -> None:
+    """Connect ``client``, telling ``dc``'s breaker how it went."""
+    if breakers is None:
+        await client.connect()
+        return
+    try:
+        await client.connect()
+    except TelegramUnavailableError:
+        breakers.failed(dc)
+        raise
+    except TelegramError:
+        breakers.succeeded(dc)  # it answered, if only to refuse
+        raise
+    except BaseException:
+        breakers.abandoned(dc)  # cancelled: says nothing of the DC
+        raise
+    breakers.succeeded(dc)
 
 
 def _proxy_arguments(proxy: Proxy | None) -> dict[str, Any]:

@@ -114,9 +114,20 @@ class Telemetry:
             unit="1",
             description="Errors a NATS connection reported (slow consumer, permission, ...)",
         )
+        self._backups = counter(
+            "tgqr_backups_total", unit="1", description="Automatic backups (by outcome)"
+        )
+        self._dcs: Callable[[], Iterable[tuple[int, bool]]] | None = None
+        meter.create_observable_gauge(
+            "tgqr_telegram_dc_down",
+            callbacks=[self._observe_dcs],
+            unit="1",
+            description="1 while this instance's circuit breaker of a Telegram DC is open",
+        )
         for name, description in (
             ("tgqr_projector_lag_events", "Events read from the log but not yet projected"),
             ("tgqr_live_actors", "Tenant actors running now"),
+            ("tgqr_owned_partitions", "Partitions of the tenants this instance owns now"),
         ):
             meter.create_observable_gauge(
                 name, callbacks=[self._observer(name)], unit="1", description=description
@@ -127,6 +138,8 @@ class Telemetry:
             for zero in (self._qr_expired, self._qr_start, self._qr_published, self._qr_success,
                          self._restarts, self._quarantined):  # fmt: skip
                 zero.add(0)
+            for outcome in ("ok", "failed"):
+                self._backups.add(0, {"outcome": outcome})
             for verb in _VERBS:
                 self._rate_limit_hits.add(0, {"verb": verb})
 
@@ -137,8 +150,24 @@ class Telemetry:
 
         return observe
 
+    def _observe_dcs(self, _: CallbackOptions) -> Iterable[Observation]:
+        states = self._dcs() if self._dcs is not None else ()
+        return [Observation(int(down), {"dc": str(dc)}) for dc, down in states]
+
+    def watch_dcs(self, states: Callable[[], Iterable[tuple[int, bool]]]) -> None:
+        """Read ``(dc, down)`` of each Telegram DC dialled so far at each collection."""
+        self._dcs = states
+
+    def backup(self, outcome: str) -> None:
+        """An automatic backup ended: ``ok`` or ``failed``."""
+        self._backups.add(1, {"outcome": outcome})
+
     def watch(
-        self, *, projector_lag: Source | None = None, live_actors: Source | None = None
+        self,
+        *,
+        projector_lag: Source | None = None,
+        live_actors: Source | None = None,
+        owned_partitions: Source | None = None,
     ) -> None:
         """Read these figures at each collection (a scrape, an export): the projector's lag in
         events and the number of live actors. Each callable must be cheap, never block, and be
@@ -148,6 +177,8 @@ class Telemetry:
             self._sources["tgqr_projector_lag_events"] = projector_lag
         if live_actors is not None:
             self._sources["tgqr_live_actors"] = live_actors
+        if owned_partitions is not None:
+            self._sources["tgqr_owned_partitions"] = owned_partitions
 
     def _tenant(self, tenant: str, **more: str) -> dict[str, str]:
         return {"tenant": tenant, **more} if self.tenant_label else more

@@ -14,6 +14,8 @@ from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
 from events import StorageLimitError, StorageLimits, StoragePolicy, validate_tenant
+from events.jskv import RetryingKv
+from events.jsretry import DEFAULT_POLICY, RetryPolicy
 from events.jsstorage import ensure_bucket
 
 from ._keyring import PROXY_SUFFIX, proxy_of, reseal, seal, unseal
@@ -30,12 +32,21 @@ _FULL: Final = frozenset({10077, 10047})  # maximum bytes/messages exceeded; no 
 class KvSessionVault:
     """The vault on a JetStream KV bucket (history 1, leader reads: read-after-write consistent).
 
-    Create it with :meth:`open`. Every method awaits JetStream requests (each bounded by the
-    client's request timeout) and raises :class:`VaultUnavailableError` when they fail.
+    Create it with :meth:`open`. Every method awaits JetStream requests, retried within
+    ``retry`` (a leader election costs its length, not a timeout per request), and raises
+    :class:`VaultUnavailableError` when they fail.
     """
 
-    def __init__(self, kv: KeyValue, keys: MultiFernet, *, bucket: str = SESSIONS_BUCKET) -> None:
-        self._kv = kv
+    def __init__(
+        self,
+        kv: KeyValue,
+        keys: MultiFernet,
+        *,
+        js: JetStreamContext | None = None,
+        bucket: str = SESSIONS_BUCKET,
+        retry: RetryPolicy = DEFAULT_POLICY,
+    ) -> None:
+        self._kv = RetryingKv(kv, bucket, js=js, policy=retry)
         self._keys = keys
         self._bucket = bucket
 
@@ -51,6 +62,7 @@ class KvSessionVault:
         replicas: int = 1,
         bucket: str = SESSIONS_BUCKET,
         limits: StorageLimits | None = None,
+        retry: RetryPolicy = DEFAULT_POLICY,
     ) -> KvSessionVault:
         """Bind to ``bucket``, creating it when missing or bringing its limits up to date
         (idempotent; ``limits``: the storage policy's default for sessions). When full, the
@@ -70,7 +82,7 @@ class KvSessionVault:
             )
         except (*_UNAVAILABLE, StorageLimitError) as exc:
             raise VaultUnavailableError(f"session bucket {bucket!r} unavailable: {exc!r}") from exc
-        return cls(kv, keys, bucket=bucket)
+        return cls(kv, keys, js=js, bucket=bucket, retry=retry)
 
     async def put(self, tenant: str, session: str, *, stage: Stage) -> None:
         token = seal(self._keys, validate_tenant(tenant), session, stage)
@@ -152,7 +164,7 @@ class KvSessionVault:
             token = reseal(self._keys, tenant, entry.value or b"")
             try:
                 # Compare-and-set: a concurrent put is re-read and rotated, never overwritten.
-                await self._kv.update(tenant, token, last=entry.revision)
+                await self._kv.update(tenant, token, last=entry.revision or 0)
             except nats.js.errors.KeyWrongLastSequenceError:
                 continue
             except _UNAVAILABLE as exc:

@@ -90,6 +90,13 @@ GOLDEN = {
     "SessionLeased": f'{{"type":"SessionLeased",{ENVELOPE},"holder":"parser-1","lease_id":"l1","fence":17,"expires_at":"{AT}","proof_digest":"9f2c"}}',
     "SessionReleased": f'{{"type":"SessionReleased",{ENVELOPE},"lease_id":"l1","reason":"expired"}}',
     "SessionRevoked": f'{{"type":"SessionRevoked",{ENVELOPE},"noticed_by":"validation"}}',
+    "TelegramDown": f'{{"type":"TelegramDown",{ENVELOPE},"dc":2,"failures":5,"retry_after_s":2.2}}',
+    "TelegramUp": f'{{"type":"TelegramUp",{ENVELOPE},"dc":2,"down_s":31.5}}',
+    "BackupTaken": (
+        f'{{"type":"BackupTaken",{ENVELOPE},"backup_id":"20261203T120000Z-ab12","full":true,'
+        '"first_seq":1,"last_seq":40,"bytes":8192}'
+    ),
+    "BackupFailed": f'{{"type":"BackupFailed",{ENVELOPE},"error":"BackupTargetError"}}',
 }
 
 

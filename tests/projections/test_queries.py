@@ -99,6 +99,7 @@ async def test_status_metrics_and_health(nc: Client, log: GatedLog, tmp_path: Pa
                     "checkpoint": await log.last_seq(),
                     "duckdb": "ok",
                     "nats": "connected",
+                    "telegram": {"dcs_down": []},
                 }
                 tg.cancel_scope.cancel()
     finally:

@@ -26,6 +26,19 @@ from ._guard import (
     ConnectionGuard,
     guarded_protocol,
 )
+from ._initdata import (
+    BOT_ID_ENV,
+    BOT_TOKEN_ENV,
+    BOT_TOKEN_FILE_ENV,
+    INITDATA_MAX_AGE_ENV,
+    BotToken,
+    InitDataError,
+    TelegramAuth,
+    TelegramAuthError,
+    TelegramUser,
+    load_telegram_auth,
+    validate_init_data,
+)
 from ._limits import (
     ServeLimits,
     StreamSlots,
@@ -61,23 +74,34 @@ from ._server import (
     serve_uvicorn,
     url_of,
 )
+from ._texts import (
+    LANGUAGES,
+    pick_language,
+)
 from ._view import (
     PageView,
 )
 
 __all__ = [
+    "BOT_ID_ENV",
+    "BOT_TOKEN_ENV",
+    "BOT_TOKEN_FILE_ENV",
     "CSP",
     "DEFAULT_HTTP",
     "DEFAULT_LINK_TTL_S",
     "FRAME_ANCESTORS",
+    "INITDATA_MAX_AGE_ENV",
+    "LANGUAGES",
     "LINK_KEY_ENV",
     "LINK_KEY_FILE",
     "PAGE_LIMITS",
     "STATIC_DIR",
     "BadLinkError",
+    "BotToken",
     "ConnectionGuard",
     "ExpiredLinkError",
     "HttpAddressError",
+    "InitDataError",
     "Limiter",
     "Link",
     "LinkClaims",
@@ -91,15 +115,21 @@ __all__ = [
     "PageView",
     "ServeLimits",
     "StreamSlots",
+    "TelegramAuth",
+    "TelegramAuthError",
+    "TelegramUser",
     "TenantReader",
     "bind_http",
     "build_app",
     "guarded_protocol",
     "load_link_key",
+    "load_telegram_auth",
     "open_page_server",
     "parse_http",
+    "pick_language",
     "qr_svg",
     "raise_open_files_limit",
     "serve_uvicorn",
     "url_of",
+    "validate_init_data",
 ]

@@ -12,13 +12,14 @@ from typing import Final
 from events import ChainKey
 
 from ._bus import Limiter, PageBus, TenantReader
+from ._initdata import TelegramAuth
 from ._limits import StreamSlots
 from ._links import LinkSigner
 
 __all__ = ["PAGE_LIMITS", "PageDeps", "utcnow"]
 
 PAGE_LIMITS: Final[Mapping[str, int]] = MappingProxyType(
-    {"view": 60, "events": 30, "start": 6, "password": 10}
+    {"view": 60, "events": 30, "start": 6, "password": 10, "telegram": 10}
 )
 """Requests per link per minute, by kind (a :class:`RateLimiter` keyed by link id)."""
 
@@ -34,6 +35,7 @@ class PageDeps:
     ``public_origins``: the origins a form POST may come from (the public URL's, and the
     address the server is bound to). ``streams``: the live streams' caps. ``keepalive_s``:
     how often an idle live stream sends a comment (proxies drop silent connections).
+    ``telegram``: how a Mini App's launch data is checked (None: the page ignores it).
     """
 
     log: TenantReader
@@ -47,3 +49,4 @@ class PageDeps:
     monotonic: Callable[[], float] = time.monotonic
     keepalive_s: float = 15.0
     https: bool = field(default=False)
+    telegram: TelegramAuth | None = None

@@ -76,9 +76,16 @@ class EventStream(Response):
     """
 
     def __init__(
-        self, deps: PageDeps, claims: LinkClaims, view: PageView, closing: anyio.Event
+        self,
+        deps: PageDeps,
+        claims: LinkClaims,
+        view: PageView,
+        closing: anyio.Event,
+        *,
+        lang: str = "en",
     ) -> None:
         super().__init__(media_type="text/event-stream")
+        self._lang = lang
         self._deps = deps
         self._claims = claims
         self._view = view
@@ -125,7 +132,7 @@ class EventStream(Response):
 
     async def _produce(self, write: Write) -> None:
         deps, claims, view = self._deps, self._claims, self._view
-        last = view_json(view, deps.clock())
+        last = view_json(view, deps.clock(), self._lang)
         await write(b"retry: 3000\n\n" + _sse("state", last))
         async with deps.bus.follow(claims.tenant, view.seq) as messages:
             while True:
@@ -143,7 +150,7 @@ class EventStream(Response):
                     await write(b": keepalive\n\n")
                     continue
                 view = apply_message(deps, view, message)
-                current = view_json(view, deps.clock())
+                current = view_json(view, deps.clock(), self._lang)
                 if _changed(last, current):
                     last = current
                     await write(_sse("state", current))

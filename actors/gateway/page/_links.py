@@ -1,8 +1,10 @@
 """Signed login links: a capability for one tenant's page, until it expires.
 
 A link is ``<public url>/l/<token>``. The token is ``base64url(payload) "." base64url(mac)``
-with ``payload = "1|<tenant>|<issued, unix ms>|<expires, unix s>|<link id>"`` and ``mac`` the
-HMAC-SHA256 of the payload under the service's link key. Nothing in it can be guessed or
+with ``payload = "1|<tenant>|<issued, unix ms>|<expires, unix s>|<link id>[|<lang>]"`` and
+``mac`` the HMAC-SHA256 of the payload under the service's link key (the optional ``lang``,
+``en`` or ``ru``, is the page's language when neither Telegram nor the browser names one;
+links without it stay valid). Nothing in it can be guessed or
 enumerated: without the key no valid token can be made, and every request checks the MAC first
 (constant-time), then the expiry. The random link id names the link for its rate limits and
 binds the page's CSRF tokens to it.
@@ -50,6 +52,8 @@ MAX_TOKEN_LENGTH: Final = 400
 _VERSION: Final = "1"
 _LINK_PURPOSE: Final = b"tgqr-link|"
 _CSRF_PURPOSE: Final = b"tgqr-csrf|"
+_BIND_PURPOSE: Final = b"tgqr-miniapp|"
+_LANGS: Final = frozenset({"en", "ru"})
 
 
 class LinkKeyError(ValueError):
@@ -121,6 +125,7 @@ class LinkClaims:
     issued_at: datetime
     expires_at: datetime
     link_id: str
+    lang: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,16 +172,19 @@ class LinkSigner:
         self.base_url = base_url.rstrip("/")
         self._clock = clock
 
-    def issue(self, tenant: str, ttl_s: int = DEFAULT_LINK_TTL_S) -> Link:
-        """A new link to ``tenant``'s page valid for ``ttl_s`` seconds (1..600).
+    def issue(self, tenant: str, ttl_s: int = DEFAULT_LINK_TTL_S, lang: str = "") -> Link:
+        """A new link to ``tenant``'s page valid for ``ttl_s`` seconds (1..600), in ``lang``
+        (``en``, ``ru``; "": whatever the browser asks for) when nothing else names one.
 
         Raises:
             InvalidTenantError: ``tenant`` is not a valid id.
-            ValueError: ``ttl_s`` is out of range.
+            ValueError: ``ttl_s`` or ``lang`` is out of range.
         """
         validate_tenant(tenant)
         if not 1 <= ttl_s <= DEFAULT_LINK_TTL_S:
             raise ValueError("ttl_s must be within 1..600")
+        if lang and lang not in _LANGS:
+            raise ValueError("lang must be en or ru")
         now = self._clock()
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)
         expires = (now + timedelta(seconds=ttl_s)).replace(microsecond=0)
@@ -188,10 +196,11 @@ class LinkSigner:
                 str(round(now.timestamp() * 1000)),
                 str(int(expires.timestamp())),
                 link_id,
+                *((lang,) if lang else ()),
             )
         ).encode("ascii")
         token = f"{_b64(payload)}.{_b64(self._key.mac(_LINK_PURPOSE, payload))}"
-        claims = LinkClaims(tenant, now, expires, link_id)
+        claims = LinkClaims(tenant, now, expires, link_id, lang)
         return Link(claims, token, f"{self.base_url}/l/{token}")
 
     def verify(self, token: str) -> LinkClaims:
@@ -209,17 +218,18 @@ class LinkSigner:
         if not hmac.compare_digest(self._key.mac(_LINK_PURPOSE, payload), mac):
             raise BadLinkError("not a tgqr link")
         try:
-            version, tenant, issued, expires, link_id = payload.decode("ascii").split("|")
+            version, tenant, issued, expires, link_id, *rest = payload.decode("ascii").split("|")
             validate_tenant(tenant)
             claims = LinkClaims(
                 tenant,
                 datetime.fromtimestamp(int(issued) / 1000, UTC),
                 datetime.fromtimestamp(int(expires), UTC),
                 link_id,
+                rest[0] if len(rest) == 1 else "",
             )
         except (ValueError, InvalidTenantError):
             raise BadLinkError("not a tgqr link") from None
-        if version != _VERSION:
+        if version != _VERSION or len(rest) > 1 or (rest and rest[0] not in _LANGS):
             raise BadLinkError("not a tgqr link")
         if self._clock() >= claims.expires_at:
             raise ExpiredLinkError("the link has expired")
@@ -244,3 +254,27 @@ class LinkSigner:
     def _csrf_mac(self, claims: LinkClaims, nonce: str) -> bytes:
         data = f"{claims.link_id}|{claims.tenant}|{nonce}".encode("ascii", "replace")
         return self._key.mac(_CSRF_PURPOSE, data)[:16]
+
+    def bind(self, claims: LinkClaims, user_id: int, lang: str) -> str:
+        """A pass saying Telegram vouched that ``user_id`` opened this link's page as a Mini
+        App (checked by the page process): the page keeps it in its URL and forms."""
+        payload = f"{user_id}|{lang}"
+        return f"{_b64(payload.encode('ascii'))}.{_b64(self._bind_mac(claims, payload))}"
+
+    def check_bind(self, claims: LinkClaims, token: str) -> tuple[int, str] | None:
+        """(user id, language) of a pass :meth:`bind` made for this very link, else None."""
+        if len(token) > 100 or token.count(".") != 1:
+            return None
+        encoded, _, mac_text = token.partition(".")
+        try:
+            payload, mac = _unb64(encoded).decode("ascii"), _unb64(mac_text)
+        except (BadLinkError, UnicodeDecodeError):
+            return None
+        if not hmac.compare_digest(self._bind_mac(claims, payload), mac):
+            return None
+        user, _, lang = payload.partition("|")
+        return (int(user), lang) if user.isdigit() and lang in _LANGS else None
+
+    def _bind_mac(self, claims: LinkClaims, payload: str) -> bytes:
+        data = f"{claims.link_id}|{claims.tenant}|{payload}".encode("ascii", "replace")
+        return self._key.mac(_BIND_PURPOSE, data)[:16]

@@ -28,6 +28,7 @@ from ._app import build_app
 from ._bus import Limiter, PageBus, TenantReader
 from ._deps import PageDeps, utcnow
 from ._guard import ConnectionGuard, guarded_protocol
+from ._initdata import TelegramAuth
 from ._limits import ServeLimits, StreamSlots
 from ._links import LinkKey, LinkSigner
 from ._metrics import page_exposition
@@ -207,11 +208,13 @@ def open_page_server(
     limits: ServeLimits = ServeLimits(),  # noqa: B008 - frozen
     public_url: str | None = None,
     clock: Callable[[], datetime] = utcnow,
+    telegram: TelegramAuth | None = None,
 ) -> PageServer:
     """The page's server on the listening socket ``sock`` (it closes it when closed).
 
     ``public_url``: where users reach the page (behind a proxy, or when bound to all
     interfaces); default the bound address. Forms are accepted from both origins.
+    ``telegram``: how a Mini App's launch data is checked (None: it is ignored).
     """
     url = url_of(sock)
     base = (public_url or url).rstrip("/")
@@ -225,6 +228,7 @@ def open_page_server(
         streams=StreamSlots(limits.max_streams, limits.max_streams_per_tenant),
         clock=clock,
         https=base.startswith("https://"),
+        telegram=telegram,
     )
     log.info("end user's page on %s (links: %s/l/...)", url, base)
     return PageServer(sock, deps, url, limits)

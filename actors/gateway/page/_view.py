@@ -31,42 +31,34 @@ from events import (
     check_tenant,
 )
 
+from ._texts import TEXTS
+
 __all__ = ["ENDED", "NOTICES", "PageView", "apply_item", "failure_text", "view_of"]
 
 ENDED: Final = frozenset({"idle", "expired", "failed", "cancelled", "logged_out"})
 """States in which the page offers a button that starts a new attempt."""
 
-_REASONS: Final[dict[str, str]] = {
-    "ownership_mismatch": "A different Telegram account than the expected one was used.",
-    "flood_wait": "Telegram asked us to wait longer than this login may take.",
-    "password_attempts": "The two-step verification password was wrong too many times.",
-    "crashed": "Something went wrong on our side.",
-    "api_id_invalid": "This service's Telegram credentials were refused.",
-    "token_invalid": "Telegram refused the login code.",
-    "telegram_unavailable": "Telegram could not be reached.",
-    "proxy_unreachable": "This service's connection to Telegram could not be made.",
-    "proxy_auth_failed": "This service's connection to Telegram was refused.",
-    "command": "The session was logged out.",
-    "revoked": "The session was ended from a Telegram app.",
-}
-
-NOTICES: Final[dict[str, str]] = {
-    "rate_limited": "Too many tries in a short time. Wait a minute, then try again.",
-    "wrong_state": "That step is already over; this page shows where the login is now.",
-    "unavailable": "The service is busy right now. Try again in a moment.",
-    "tenant_quarantined": "This login is on hold for a security check.",
-    "form_expired": "The form was too old. Please try again.",
-    "empty_password": "Enter your password.",
-    "invalid_request": "That did not look right. Please try again.",
-}
-"""The only texts a ``?n=`` query may select (nothing from the URL is ever echoed)."""
+NOTICES: Final = frozenset(
+    {
+        "rate_limited",
+        "wrong_state",
+        "unavailable",
+        "tenant_quarantined",
+        "form_expired",
+        "empty_password",
+        "invalid_request",
+    }
+)
+"""The only notices a ``?n=`` query may select (their texts are ``TEXTS[lang]["n:<code>"]``;
+nothing from the URL is ever echoed)."""
 
 
-def failure_text(reason: str | None) -> str:
+def failure_text(reason: str | None, lang: str = "en") -> str:
     """The failure reason in plain words (a stable code never reaches the user as-is)."""
     if reason is None:
         return ""
-    return _REASONS.get(reason, "The login did not succeed.")
+    texts = TEXTS.get(lang, TEXTS["en"])
+    return texts.get(f"r:{reason}", texts["r:"])
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from actors.service import (
 from events import ChainKey, Head, Scanned
 from events.audit import audit_verify
 from events.jetstream import STREAM, JetStreamEventLog, ensure_stream
-from tests.actors.service.conftest import connect_as, mirrored, request
+from tests.actors.service.conftest import connect_as, core_subjects, mirrored, request
 from tests.conftest import AuthServer
 
 pytestmark = pytest.mark.anyio
@@ -246,3 +246,21 @@ async def test_auditor_replays_and_verifies_the_log(
     assert report.checked >= 2
     assert violations.seen == []
     await auditor.close()
+
+
+async def test_app_may_not_reach_an_instance_directly(
+    embedded: tuple[RunningService, Path],
+) -> None:
+    """Requests forwarded between instances travel on ``tgqr.inst.<instance>.<subject>`` in
+    account TGQR: an app cannot publish there (not in its allow-list, not exported), so it
+    cannot skip the routing or pose as another instance; bob's log stays as it was."""
+    running, data = embedded
+    assert running.ownership is not None
+    me = running.ownership.me
+    violations = Violations()
+    app = await connect_as(data, "app", violations)
+    subject = f"tgqr.inst.{me}.tgqr.cmd.bob.start"
+    text = await refused(violations, lambda: app.request(subject, b"{}", timeout=2))
+    assert f'publish to "{subject}"' in text
+    assert await core_subjects(running, "bob") == []
+    await app.close()

@@ -109,7 +109,16 @@ async def test_trace_context_travels_from_the_request_into_the_events(
         assert any(value >= 1 for _, value in points[name])
     for series in points.values():
         for attrs, _ in series:
-            assert set(attrs) <= {"method", "verb", "reason", "event", "endpoint", "kind"}
+            assert set(attrs) <= {
+                "method",
+                "verb",
+                "reason",
+                "event",
+                "endpoint",
+                "kind",
+                "outcome",
+                "dc",
+            }
 
 
 async def test_spans_are_flushed_over_otlp_when_the_service_stops(

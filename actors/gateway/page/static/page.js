@@ -1,10 +1,131 @@
 // tgqr: live updates for the end user's login page. The page works without this script
 // (it then reloads itself while the login runs); with it, the server's events switch the
-// sections, replace the QR code in place and drive the countdown.
+// sections, replace the QR code in place and drive the countdown. Inside Telegram (a Mini
+// App) it also sends the launch data to the server (which checks it), follows Telegram's
+// theme, and tells Telegram the page is ready and may be expanded.
 "use strict";
 
 (function () {
   const body = document.body;
+  const TELEGRAM_WEB = "https://web.telegram.org";
+  const launch = new URLSearchParams(window.location.hash.slice(1));
+
+  function remember(name, value) {
+    try {
+      if (value) {
+        window.sessionStorage.setItem(name, value);
+      }
+      return window.sessionStorage.getItem(name) || "";
+    } catch (error) {
+      return value || "";
+    }
+  }
+
+  // Launch parameters come in the fragment of the first URL only: kept for this tab, so the
+  // pages after a form (no fragment) keep the theme and still talk to Telegram.
+  const inTelegram = remember("tgqr-miniapp",
+    launch.get("tgWebAppPlatform") || (launch.get("tgWebAppData") ? "unknown" : ""));
+
+  function postEvent(eventType, eventData) {
+    const data = JSON.stringify(eventData || {});
+    if (window.TelegramWebviewProxy && window.TelegramWebviewProxy.postEvent) {
+      window.TelegramWebviewProxy.postEvent(eventType, data);
+    } else if (window.parent !== window) {
+      window.parent.postMessage(JSON.stringify({ eventType: eventType, eventData: eventData || {} }),
+        TELEGRAM_WEB);
+    }
+  }
+
+  function applyTheme(colours) {
+    const names = {
+      secondary_bg_color: "--bg",
+      bg_color: "--card",
+      text_color: "--text",
+      hint_color: "--muted",
+      button_color: "--accent",
+      button_text_color: "--accent-text",
+    };
+    if (!colours || typeof colours !== "object") {
+      return;
+    }
+    Object.keys(names).forEach(function (key) {
+      const value = colours[key];
+      if (typeof value === "string" && /^#[0-9a-fA-F]{6}$/.test(value)) {
+        document.documentElement.style.setProperty(names[key], value);
+      }
+    });
+    document.documentElement.dataset.theme = "telegram";
+  }
+
+  function theme(raw) {
+    try {
+      applyTheme(JSON.parse(raw));
+    } catch (error) {
+      // not JSON: keep the page's own colours
+    }
+  }
+
+  function receiveEvent(eventType, eventData) {
+    if (eventType === "theme_changed" && eventData && eventData.theme_params) {
+      remember("tgqr-theme", JSON.stringify(eventData.theme_params));
+      applyTheme(eventData.theme_params);
+    }
+  }
+
+  if (inTelegram) {
+    theme(remember("tgqr-theme", launch.get("tgWebAppThemeParams")));
+    // Telegram's apps call one of these; Telegram Web posts messages from the parent frame.
+    window.Telegram = window.Telegram || {};
+    window.Telegram.WebView = { receiveEvent: receiveEvent };
+    window.TelegramGameProxy = { receiveEvent: receiveEvent };
+    window.addEventListener("message", function (message) {
+      if (message.origin !== TELEGRAM_WEB || message.source !== window.parent) {
+        return;
+      }
+      try {
+        const parsed = JSON.parse(message.data);
+        receiveEvent(parsed.eventType, parsed.eventData);
+      } catch (error) {
+        // not Telegram's
+      }
+    });
+    postEvent("web_app_ready");
+    postEvent("web_app_expand");
+  }
+
+  document.querySelectorAll("button.copy").forEach(function (button) {
+    const field = button.parentElement.querySelector("input.link");
+    if (!field || !navigator.clipboard) {
+      return;
+    }
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      navigator.clipboard.writeText(field.value).then(function () {
+        button.textContent = button.dataset.copied || button.textContent;
+      });
+    });
+  });
+
+  // The server checks the launch data (never this script): sent once, it answers with the
+  // page bound to the Telegram user, or with an error page.
+  const initData = launch.get("tgWebAppData");
+  if (initData && body.dataset.telegram && body.dataset.csrf) {
+    const form = document.createElement("form");
+    form.method = "post";
+    form.action = body.dataset.telegram;
+    form.hidden = true;
+    [["csrf", body.dataset.csrf], ["init_data", initData]].forEach(function (pair) {
+      const input = document.createElement("input");
+      input.type = "hidden";
+      input.name = pair[0];
+      input.value = pair[1];
+      form.appendChild(input);
+    });
+    body.appendChild(form);
+    form.submit();
+    return;
+  }
+
   const source = body.dataset.events;
   if (!source) {
     return;
@@ -50,7 +171,7 @@
     if (!markup) {
       const wait = document.createElement("p");
       wait.className = "wait";
-      wait.textContent = "Preparing your code…";
+      wait.textContent = body.dataset.preparing || "…";
       box.replaceChildren(wait);
     } else {
       const parsed = new DOMParser().parseFromString(policy.createHTML(markup), "image/svg+xml");
@@ -103,36 +224,6 @@
     }
   }
 
-  function theme() {
-    // Inside Telegram (a Mini App) the client passes its colours in the URL's fragment.
-    const params = new URLSearchParams(window.location.hash.slice(1));
-    const raw = params.get("tgWebAppThemeParams");
-    if (!raw) {
-      return;
-    }
-    let colours;
-    try {
-      colours = JSON.parse(raw);
-    } catch (error) {
-      return;
-    }
-    const names = {
-      secondary_bg_color: "--bg",
-      bg_color: "--card",
-      text_color: "--text",
-      hint_color: "--muted",
-      button_color: "--accent",
-      button_text_color: "--accent-text",
-    };
-    Object.keys(names).forEach(function (key) {
-      const value = colours[key];
-      if (typeof value === "string" && /^#[0-9a-fA-F]{6}$/.test(value)) {
-        document.documentElement.style.setProperty(names[key], value);
-      }
-    });
-  }
-
-  theme();
   const qrBox = document.getElementById("qr");
   const initial = qrBox ? qrBox.querySelector("svg") : null;
   shownQr = initial ? initial.outerHTML : "";

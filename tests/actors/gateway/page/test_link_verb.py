@@ -106,3 +106,23 @@ async def test_tgqr_link_prints_a_link_that_opens_the_page(
         )  # fmt: skip
         assert bad.returncode != 0  # a usage error (the CLI says which exit code)
         assert len(bad.stderr.decode().strip().splitlines()) == 1
+
+
+def page_lang(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - our own page
+        html = response.read().decode()
+    found = re.search(r'<html lang="([a-z]+)"', html)
+    assert found, html[:300]
+    return found.group(1)
+
+
+async def test_link_carries_the_language_asked_for(tmp_path: Path, nats_server: NatsServer) -> None:
+    """``{"lang": "ru"}`` signs Russian into the link (a browser naming no language gets it);
+    a language the page does not speak is refused."""
+    async with open_env(tmp_path, nats_server, browser=False) as env:
+        russian = await env.request("tgqr.cmd.erin.link", {"lang": "ru"})
+        assert await anyio.to_thread.run_sync(page_lang, russian["url"]) == "ru"
+        plain = await env.request("tgqr.cmd.erin.link", {})
+        assert await anyio.to_thread.run_sync(page_lang, plain["url"]) == "en"
+        refused = await env.request("tgqr.cmd.erin.link", {"lang": "de"})
+        assert refused["error"]["code"] == "invalid_request"

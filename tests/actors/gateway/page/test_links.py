@@ -146,3 +146,32 @@ def test_link_key_file_is_made_once_with_mode_0600(tmp_path: Path) -> None:
     path.chmod(0o600)
     with pytest.raises(LinkKeyError, match="link key file"):
         load_link_key(tmp_path / "data", {})
+
+
+def _forge(payload: bytes) -> str:
+    """A token with ``payload`` signed under the tests' key (as the service would sign it)."""
+    import base64
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    return f"{b64(payload)}.{b64(LINK_KEY.mac(b'tgqr-link|', payload))}"
+
+
+def test_a_language_signed_into_the_link() -> None:
+    """``lang`` is part of the signed payload; links without it (issued before) still verify;
+    a language that is not ours is refused, at issue and in a token."""
+    link = signer().issue("alice", 120, "ru")
+    assert signer().verify(link.token).lang == "ru"
+    issued_ms = int(T0.timestamp() * 1000)
+    expires = int(T0.timestamp()) + 60
+    old = _forge(f"1|alice|{issued_ms}|{expires}|bGlua2lk".encode())
+    assert signer().verify(old).lang == ""
+    for bad in ("de", "", "ru|en"):
+        with pytest.raises(BadLinkError):
+            signer().verify(_forge(f"1|alice|{issued_ms}|{expires}|bGlua2lk|{bad}".encode()))
+    with pytest.raises(ValueError, match="lang"):
+        signer().issue("alice", 120, "de")
+    body, _, mac = link.token.partition(".")
+    with pytest.raises(BadLinkError):  # the language cannot be changed
+        signer().verify(f"{body[:-2]}{'ZW' if body[-2:] != 'ZW' else 'cn'}.{mac}")
