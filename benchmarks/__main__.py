@@ -9,7 +9,17 @@ import argparse
 import subprocess
 import sys
 
-BENCHMARKS = ("append", "telegram", "actors", "commands", "leases", "projections", "scrape")
+BENCHMARKS = (
+    "append",
+    "telegram",
+    "actors",
+    "commands",
+    "leases",
+    "projections",
+    "scrape",
+    "cluster",
+    "backup",
+)
 
 
 def main() -> int:
