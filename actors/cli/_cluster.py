@@ -27,6 +27,7 @@ import nats.errors
 import nats.js.errors
 
 from ._connection import EXIT_OK, data_dir
+from ._signals import until_stopped
 
 __all__ = ["add_cluster_command"]
 
@@ -203,19 +204,16 @@ def _print_summary(root: Path, urls: str, ports: _Ports, instances: int) -> None
 async def _serve(children: _Children) -> int:
     """Until SIGINT/SIGTERM. A child that ends meanwhile (one you killed to watch the others
     take over) is reported, and the rest go on."""
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with anyio.create_task_group() as tg:
+    async with anyio.create_task_group() as tg:
 
-            async def watch(name: str, process: subprocess.Popen[bytes]) -> None:
-                code = await anyio.to_thread.run_sync(process.wait, abandon_on_cancel=True)
-                print(f"tgqr cluster: {name} exited ({code}); see its log", flush=True)
+        async def watch(name: str, process: subprocess.Popen[bytes]) -> None:
+            code = await anyio.to_thread.run_sync(process.wait, abandon_on_cancel=True)
+            print(f"tgqr cluster: {name} exited ({code}); see its log", flush=True)
 
-            for name, process in children.processes:
-                tg.start_soon(watch, name, process)
-            async for signum in signals:
-                print(f"stopping ({signal.Signals(signum).name})...", flush=True)
-                tg.cancel_scope.cancel()
-                break
+        for name, process in children.processes:
+            tg.start_soon(watch, name, process)
+        await until_stopped()
+        tg.cancel_scope.cancel()
     return EXIT_OK
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from typing import NoReturn, cast
@@ -45,6 +44,7 @@ from ._logformat import LogFormatError, log_formatter
 from ._login import cmd_login, cmd_simple
 from ._page import add_page_command
 from ._session import add_session_commands
+from ._signals import until_stopped
 from ._sim_devices import add_sim_device_commands
 from ._sim_serve import add_sim_serve_command
 from ._tenant import cmd_tenant_repair
@@ -86,10 +86,7 @@ async def _serve(config: ServiceConfig) -> int:
             "(Ctrl-C stops)",
             flush=True,
         )
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for signum in signals:
-                print(f"stopping ({signal.Signals(signum).name})...", flush=True)
-                break
+        await until_stopped()
         # Every part bounds its own clean-up (shielded, a few seconds at most).
         tg.cancel_scope.cancel()
     print("stopped", flush=True)

@@ -10,12 +10,12 @@ instances' chain key (``TGQR_CHAIN_KEY`` or ``DATA/chain.key``).
 from __future__ import annotations
 
 import argparse
-import signal
 from typing import Any
 
 import anyio
 
 from ._connection import EXIT_OK, connected, data_dir
+from ._signals import until_stopped
 
 __all__ = ["add_sim_serve_command", "cmd_sim_serve"]
 
@@ -38,10 +38,7 @@ async def cmd_sim_serve(args: argparse.Namespace) -> int:
         )
         dcs = ", ".join(f"DC {dc} {host}:{port}" for dc, host, port in sim.dcs())
         print(f"tgqr sim serve: {dcs}, state in {store} (Ctrl-C stops)", flush=True)
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for signum in signals:
-                print(f"stopping ({signal.Signals(signum).name})...", flush=True)
-                break
+        await until_stopped()
         tg.cancel_scope.cancel()
     print("stopped", flush=True)
     return EXIT_OK

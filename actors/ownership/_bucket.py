@@ -63,8 +63,11 @@ class CasFailedError(Exception):
 class OwnersBucket:
     """Reads and writes of the owners bucket. ``await OwnersBucket.open(js, ...)``."""
 
-    def __init__(self, js: JetStreamContext, *, timeout_s: float) -> None:
+    def __init__(
+        self, js: JetStreamContext, *, timeout_s: float, setup: JetStreamContext | None = None
+    ) -> None:
         self._js = js
+        self._setup = setup or js  # for creating the follower's consumer (slower)
         self._stream = bucket_stream(OWNERS_BUCKET)
         self._timeout_s = timeout_s
 
@@ -80,7 +83,9 @@ class OwnersBucket:
             description="tgqr: instances alive and the partition each owns",
             replicas=replicas,
         )
-        return cls(nc.jetstream(timeout=timeout_s), timeout_s=timeout_s)
+        return cls(
+            nc.jetstream(timeout=timeout_s), timeout_s=timeout_s, setup=nc.jetstream(timeout=10)
+        )
 
     async def heartbeat(self, me: str, ttl_s: int) -> None:
         """Publish ``me``'s heartbeat, alive for ``ttl_s`` seconds on the server."""
@@ -155,7 +160,7 @@ class OwnersBucket:
             meta = msg.metadata
             on_change(partition, owner, int(meta.sequence.stream), int(meta.num_pending or 0))
 
-        return await self._js.subscribe(
+        return await self._setup.subscribe(
             _PARTITIONS,
             stream=self._stream,
             cb=deliver,

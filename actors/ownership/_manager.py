@@ -151,15 +151,21 @@ class Ownership:
             task_status.started()
             while True:
                 await anyio.sleep(self.settings.tick_s)
-                await self._tick()
+                try:
+                    await self._tick()
+                except Exception:  # a surprise must not end the instance: the lease guards
+                    log.exception("ownership tick failed; the next one tries again")
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(5):
                 await self._leave()
                 await sub.unsubscribe()
 
     async def _synced_or_empty(self) -> None:
-        if not await self._bucket.has_partitions():
-            return
+        try:
+            if not await self._bucket.has_partitions():
+                return
+        except UNAVAILABLE as exc:
+            log.info("owners bucket not readable yet (%s)", type(exc).__name__)
         await self._synced.wait()
 
     def _on_change(self, partition: int, owner: str, revision: int, pending: int) -> None:
