@@ -1,14 +1,16 @@
 """Several instances on the local 3-node cluster (``tgqr cluster``): command latency and
 logins per second with 1 and with 3 instances, and the failover time (median of rounds).
 
-    python -m benchmarks.cluster [--json] [--rate 50] [--seconds 10] [--logins 60] [--rounds 5]
+    python -m benchmarks.cluster [--json] [--rate 10] [--seconds 5] [--logins 20] [--rounds 5]
 
 Each configuration runs ``tgqr cluster --free-ports --instances N`` in a temporary directory:
 three nats-servers (R3, ``sync_interval: always``), the shared simulator and N instances,
 all on this machine's cores. The client is role ``app`` on node 2, following the log's mirror.
 
 - commands: ``start`` for distinct tenants at ``--rate`` a second for ``--seconds``; latency
-  from the request to its reply (the command's first event stored, R3).
+  from the request to its reply (the command's first event stored, R3). Every one of those
+  logins then dials the simulator, whose key exchanges (~0.15 s of CPU each, one process) set
+  the pace of everything after: the next phase waits until each has its QR.
 - logins: ``--logins`` tenants started at once, each scanned as soon as its QR is stored; the
   time until every one is ``Authorized``.
 - failover (3 instances): per round, 12 tenants mid-login; SIGKILL the instance that owns most
@@ -62,7 +64,7 @@ class Feed:
         self.changed.set()
         self.changed = anyio.Event()
 
-    async def until(self, done: object, within_s: float = 60) -> None:
+    async def until(self, done: object, within_s: float = 120) -> None:
         with anyio.fail_after(within_s):
             while not done():  # type: ignore[operator]
                 await self.changed.wait()
@@ -93,12 +95,43 @@ async def cluster(instances: int) -> AsyncIterator[tuple[Client, Feed, Path]]:
                 deliver_policy=api.DeliverPolicy.NEW,
             )  # fmt: skip
             await ask(app, "tgqr.cmd.warmup.start", {})
+            await settled(root, urls, instances)
             yield app, feed, root
             await app.close()
         finally:
             process.send_signal(signal.SIGINT)
             await anyio.to_thread.run_sync(process.wait)
             process.stdout.close()
+
+
+async def settled(root: Path, urls: list[str], instances: int) -> None:
+    """Until every partition has a live owner and ``instances`` instances own some, unchanged
+    for a second (read as role service from the owners bucket): the instances that joined
+    after the first have taken their share, so no hand-over runs while measuring."""
+    auth = resolve_auth("service", data_dir=root, urls=urls, env={})
+    nc = await connect_nats(urls, auth=auth, reconnect=True)
+    js = nc.jetstream(timeout=5)
+    last: dict[str, bytes] = {}
+    stable_since = time.monotonic()
+    try:
+        with anyio.fail_after(120):
+            while True:
+                info = await js.stream_info("KV_tgqr_owners", subjects_filter="$KV.tgqr_owners.>")
+                subjects = sorted(info.state.subjects or {})
+                values = {}
+                for subject in subjects:
+                    msg = await js.get_last_msg("KV_tgqr_owners", subject)
+                    values[subject] = msg.data or b""
+                members = {s.rsplit(".", 1)[1] for s in subjects if ".m." in s}
+                owners = {v.decode() for k, v in values.items() if ".p." in k}
+                if values != last:
+                    last, stable_since = values, time.monotonic()
+                elif owners <= members and len(owners) == instances:  # noqa: SIM102
+                    if time.monotonic() - stable_since >= 1.0:
+                        return
+                await anyio.sleep(0.25)  # a poll of another process's state
+    finally:
+        await nc.close()
 
 
 async def ask(app: Client, subject: str, body: dict[str, object]) -> float:
@@ -128,6 +161,10 @@ async def commands(app: Client, rate: float, seconds: float, prefix: str) -> lis
             await anyio.sleep(max(0.0, start + n / rate - time.monotonic()))
             tg.start_soon(one, f"{prefix}{n}")
     return latencies
+
+
+async def qrs_shown(feed: Feed, tenants: list[str]) -> None:
+    await feed.until(lambda: all(feed.has(t, "QrIssued") for t in tenants), 300)
 
 
 async def logins(app: Client, feed: Feed, count: int, prefix: str) -> float:
@@ -216,7 +253,9 @@ async def run(rate: float, seconds: float, count: int, rounds: int) -> dict[str,
     figures: dict[str, float | int] = {}
     for instances in (1, 3):
         async with cluster(instances) as (app, feed, root):
-            latencies = sorted(await commands(app, rate, seconds, f"c{instances}-"))
+            prefix = f"c{instances}-"
+            latencies = sorted(await commands(app, rate, seconds, prefix))
+            await qrs_shown(feed, [f"{prefix}{n}" for n in range(int(rate * seconds))])
             figures[f"cmd_p50_ms_{instances}"] = round(statistics.median(latencies) * 1000, 1)
             p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
             figures[f"cmd_p99_ms_{instances}"] = round(p99 * 1000, 1)
@@ -241,9 +280,9 @@ async def run(rate: float, seconds: float, count: int, rounds: int) -> dict[str,
 
 def main() -> None:
     parser = bench_args(__doc__ or "")
-    parser.add_argument("--rate", type=float, default=50.0)
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--logins", type=int, default=60)
+    parser.add_argument("--rate", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--logins", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     figures = anyio.run(run, args.rate, args.seconds, args.logins, args.rounds)

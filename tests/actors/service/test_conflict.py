@@ -40,9 +40,11 @@ async def test_a_conflict_rehydrates_without_counting_a_crash(driver: Driver) ->
     assert again == {"ok": True, "tenant": "alice", "attempt": 1, "state": "cancelled"}
 
     kinds = [e["type"] for e in await driver.events("alice")]
-    assert "ActorRestarted" not in kinds
+    # Nothing counted as a crash from the conflict on. (Before it, a key exchange once in a
+    # rare while fails in Telethon's own factorisation of pq, and the actor restarts.)
+    assert "ActorRestarted" not in kinds[kinds.index("Scanned") :]
     assert kinds.count("LoginCancelled") == 1
     assert kinds.index("Scanned") < kinds.index("LoginCancelled")
-    assert driver.service.supervisor.statistics().restarts == 0
+    assert driver.service.supervisor.statistics().restarts == kinds.count("ActorRestarted")
     report = await audit_verify(driver.service.event_log, driver.service.chain_key, tenant="alice")
     assert report.ok, report
