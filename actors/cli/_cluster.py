@@ -72,12 +72,13 @@ class _Children:
         self.processes.append((name, process))
 
     def stop(self) -> None:
-        """SIGTERM in reverse order of start (instances, simulator, nodes), 20 s each."""
+        """SIGTERM in reverse order of start (instances, simulator, nodes), 30 s each (an
+        instance hands its tenants over first)."""
         for _name, process in reversed(self.processes):
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
                 try:
-                    process.wait(20)
+                    process.wait(30)
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()

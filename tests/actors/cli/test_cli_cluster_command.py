@@ -16,6 +16,7 @@ from nats.js import api
 
 from actors.service import connect_nats, resolve_auth
 from events.jetstream import STREAM
+from tests.actors.service.test_process import gone
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
 
@@ -98,4 +99,9 @@ async def test_make_cluster_serves_a_login_and_stops_clean(tmp_path: Path) -> No
         process.stdout.close()
     assert code == 0, rest
     assert rest.rstrip().endswith("stopped"), rest
+    # A page process ends by itself once its instance is gone (its lifeline pipe closes): at
+    # most a moment later, never left running.
+    with anyio.fail_after(15):
+        for pid in ours(tmp_path):
+            await gone(pid)
     assert ours(tmp_path) == []
