@@ -29,13 +29,13 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import api
 
-from actors.service import INBOX_PREFIX, ROLES, Role, connect_nats, load_chain_key, resolve_auth
+from actors.service import ROLES, Role, connect_nats, load_chain_key, resolve_auth
 from events import FENCE_HEADER
 from events.audit import audit_verify
 from events.jetstream import STREAM, JetStreamEventLog
-from tests.actors.service.test_cluster_boundary import roles_file
+from tests.actors.service.test_cluster_boundary import readme_cluster
 
-from ._cluster import Cluster, running_cluster
+from ._cluster import Cluster
 from ._instances import Fleet
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
@@ -93,19 +93,8 @@ class Setup:
 @pytest.fixture
 async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
     passwords: dict[Role, str] = {role: secrets.token_urlsafe(24) for role in ROLES}
-    with running_cluster(
-        tmp_path / "cluster",
-        jetstream=True,
-        include=roles_file(passwords),
-        login=("service", passwords["service"]),
-        inbox_prefix=INBOX_PREFIX["service"],
-        sync_interval="always",
-    ) as cluster:
-        await cluster.formed()
-        await cluster.jetstream_ready()
-        first, *others = cluster.urls
-        urls = ",".join([first.replace("nats://", f"nats://service:{passwords['service']}@"),
-                         *others])  # fmt: skip
+    async with readme_cluster(tmp_path / "cluster", passwords, "always") as (cluster, service):
+        urls = ",".join(service)
         fleet = Fleet(urls, tmp_path / "fleet")
         try:
             await fleet.start()

@@ -16,6 +16,7 @@ import os
 import secrets
 import sys
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -95,20 +96,31 @@ class OnCluster:
         return done.stdout.decode()
 
 
-@pytest.fixture
-async def on_cluster(tmp_path: Path) -> AsyncIterator[OnCluster]:
-    passwords: dict[Role, str] = {role: secrets.token_urlsafe(32) for role in ROLES}
+@asynccontextmanager
+async def readme_cluster(
+    directory: Path, passwords: dict[Role, str], sync_interval: str | None = None
+) -> AsyncIterator[tuple[Cluster, list[str]]]:
+    """The README's 3-node cluster with these roles' passwords, formed, JetStream answering;
+    and the URL list role service is given (``service:PASSWORD@`` on the first only)."""
     with running_cluster(
-        tmp_path / "cluster",
+        directory,
         jetstream=True,
         include=roles_file(passwords),
         login=("service", passwords["service"]),
         inbox_prefix=INBOX_PREFIX["service"],
+        sync_interval=sync_interval,
     ) as cluster:
         await cluster.formed()
         await cluster.jetstream_ready()
         first, *others = cluster.urls
-        urls = [first.replace("nats://", f"nats://service:{passwords['service']}@"), *others]
+        yield cluster, [first.replace("nats://", f"nats://service:{passwords['service']}@"),
+                        *others]  # fmt: skip
+
+
+@pytest.fixture
+async def on_cluster(tmp_path: Path) -> AsyncIterator[OnCluster]:
+    passwords: dict[Role, str] = {role: secrets.token_urlsafe(32) for role in ROLES}
+    async with readme_cluster(tmp_path / "cluster", passwords) as (cluster, urls):
         base = ServiceConfig.from_env(
             {}, data_dir=tmp_path / "data", nats=",".join(urls), replicas=3
         )
